@@ -1,0 +1,108 @@
+//! The one error type of kaito-backends.
+//!
+//! Every variant names what failed (a file, a URL, an image reference, a field) so that a person
+//! can act on it. Secrets never appear in a variant's text.
+
+use std::path::PathBuf;
+
+use kaito_core::{BoxError, ErrorKind};
+
+/// Result alias used throughout kaito-backends.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors raised by the backends.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Input data (a dataset, a config file, a checkpoint) is malformed.
+    #[error("{what}: {message}")]
+    InvalidData {
+        /// The file (and row, where known) that is malformed.
+        what: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A chat template failed to compile or render (including the template's own
+    /// `raise_exception`).
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
+    /// The tokenizer failed to load or to encode text.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// Training or generation was cancelled by the caller.
+    #[error("cancelled")]
+    Cancelled,
+    /// A setting the runtime does not implement was given (never silently ignored).
+    #[error("{field}: {message}")]
+    Unsupported {
+        /// The setting, e.g. `TrainingArguments.fp16`.
+        field: String,
+        /// Why it is rejected.
+        message: String,
+    },
+    /// A Kubernetes API call failed (`what` names the call and object).
+    #[error("{what}: {source}")]
+    Kube {
+        /// The call, e.g. `creating NodeClaim ws1a2b3c4d5`.
+        what: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+
+    /// An [`Error::InvalidData`] for `what`.
+    pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidData { what: what.into(), message: message.into() }
+    }
+
+    /// An [`Error::Artifact`] without a source.
+    pub fn artifact(kind: ErrorKind, reference: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Artifact { kind, reference: reference.into(), message: message.into(), source: None }
+    }
+
+    /// An [`Error::Download`] without a source.
+    pub fn download(kind: ErrorKind, url: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Download { kind, url: url.into(), message: message.into(), source: None }
+    }
+
+    /// How a caller should treat this failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            Self::Io { .. } => ErrorKind::Terminal,
+            Self::InvalidData { .. } => ErrorKind::InvalidInput,
+            Self::Kube { source, .. } => match source {
+                kube::Error::Api(status) => match status.code {
+                    404 => ErrorKind::NotFound,
+                    401 | 403 => ErrorKind::Unauthorized,
+                    400 | 422 => ErrorKind::InvalidInput,
+                    _ => ErrorKind::Retryable,
+                },
+                _ => ErrorKind::Retryable,
+            },
+            Self::Artifact { kind, .. } | Self::Download { kind, .. } => *kind,
+        }
+    }
+}
+
+impl From<Error> for kaito_core::Error {
+    fn from(err: Error) -> Self {
+        let kind = err.kind();
+        kaito_core::Error::Backend { kind, message: err.to_string(), source: Some(Box::new(err)) }
+    }
+}
