@@ -8,6 +8,7 @@
 //! - [`tuning`]: the typed `training_config.yaml` with KAITO's lora/qlora defaults.
 //! - [`traits`]: `NodeProvisioner`, `ModelRuntime`, `ArtifactStore` — what backends implement.
 //! - [`planner`]: the pure reconcile planner (Workspace + observed objects -> next actions).
+//! - [`workload`]: the tuning Job, inference StatefulSet and Services a workspace runs as.
 //!
 //! This crate has no cloud SDK, no ML framework and no network: it decides, backends act.
 
@@ -18,5 +19,6 @@ pub mod planner;
 pub mod traits;
 pub mod tuning;
 pub mod validation;
+pub mod workload;
 
 pub use error::{BoxError, Error, ErrorKind, Result};
