@@ -76,8 +76,12 @@ pub struct Architecture {
 
 /// Architectures whose decoder layer the LoRA memory model and the runtime know: RMSNorm,
 /// RoPE, GQA attention and a gated (SwiGLU) MLP.
-pub const TUNABLE_ARCHITECTURES: &[&str] =
-    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Phi3ForCausalLM"];
+pub const TUNABLE_ARCHITECTURES: &[&str] = &[
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "Qwen2ForCausalLM",
+    "Phi3ForCausalLM",
+];
 
 impl Architecture {
     /// Whether kaito-rs can fine-tune this architecture.
@@ -91,20 +95,36 @@ impl Architecture {
         if !self.is_tunable() {
             return None;
         }
-        let (h, f, v) = (u64::from(self.hidden_size), u64::from(self.intermediate_size), u64::from(self.vocab_size));
+        let (h, f, v) = (
+            u64::from(self.hidden_size),
+            u64::from(self.intermediate_size),
+            u64::from(self.vocab_size),
+        );
         let q = u64::from(self.heads) * u64::from(self.head_dim);
         let kv = u64::from(self.kv_heads) * u64::from(self.head_dim);
-        let bias = if self.name == "Qwen2ForCausalLM" { q + 2 * kv } else { 0 };
+        let bias = if self.name == "Qwen2ForCausalLM" {
+            q + 2 * kv
+        } else {
+            0
+        };
         let per_layer = h * q + 2 * h * kv + q * h + 3 * h * f + 2 * h + bias;
-        let embeddings = if self.tied_embeddings { v * h } else { 2 * v * h };
+        let embeddings = if self.tied_embeddings {
+            v * h
+        } else {
+            2 * v * h
+        };
         Some(u64::from(self.layers) * per_layer + embeddings + h)
     }
 
     /// Reads a Hugging Face `config.json` (text). Multimodal configs with a `text_config` are
     /// read from that section. Missing required fields are an error naming the field.
     pub fn from_hf_config_json(text: &str) -> Result<Self> {
-        let err = |message: String| Error::TuningConfig { path: "config.json".to_owned(), message };
-        let root: Value = serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        let err = |message: String| Error::TuningConfig {
+            path: "config.json".to_owned(),
+            message,
+        };
+        let root: Value =
+            serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
         let name = root
             .get("architectures")
             .and_then(|a| a.get(0))
@@ -125,7 +145,11 @@ impl Architecture {
         let factor = |s: &Value| s.get("factor").and_then(Value::as_f64).unwrap_or(1.0) as f32;
         let rope_scaling = match cfg.get("rope_scaling").filter(|s| !s.is_null()) {
             None => RopeScaling::None,
-            Some(s) => match s.get("rope_type").or_else(|| s.get("type")).and_then(Value::as_str) {
+            Some(s) => match s
+                .get("rope_type")
+                .or_else(|| s.get("type"))
+                .and_then(Value::as_str)
+            {
                 Some("longrope" | "su") => RopeScaling::LongRope {
                     original_context: num("original_max_position_embeddings").unwrap_or(4096),
                 },
@@ -136,7 +160,10 @@ impl Architecture {
                 Some(other) => return Err(err(format!("unsupported rope_scaling type {other:?}"))),
             },
         };
-        let experts = match (num("num_local_experts").or_else(|_| num("n_routed_experts")), num("num_experts_per_tok")) {
+        let experts = match (
+            num("num_local_experts").or_else(|_| num("n_routed_experts")),
+            num("num_experts_per_tok"),
+        ) {
             (Ok(total), Ok(active)) => Some(Experts { total, active }),
             _ => None,
         };
@@ -150,7 +177,10 @@ impl Architecture {
             intermediate_size: num("intermediate_size")?,
             vocab_size: num("vocab_size")?,
             context_length: num("max_position_embeddings")?,
-            rope_theta: cfg.get("rope_theta").and_then(Value::as_f64).unwrap_or(10_000.0),
+            rope_theta: cfg
+                .get("rope_theta")
+                .and_then(Value::as_f64)
+                .unwrap_or(10_000.0),
             rope_scaling,
             tied_embeddings: root
                 .get("tie_word_embeddings")
@@ -178,15 +208,22 @@ mod tests {
         let arch = Architecture::from_hf_config_json(PHI3_MINI_128K).expect("parses");
         assert_eq!(arch.name, "Phi3ForCausalLM");
         assert_eq!(arch.head_dim, 96);
-        assert_eq!(arch.rope_scaling, RopeScaling::LongRope { original_context: 4096 });
+        assert_eq!(
+            arch.rope_scaling,
+            RopeScaling::LongRope {
+                original_context: 4096
+            }
+        );
         assert!(arch.is_tunable());
         assert_eq!(arch.dense_param_count(), Some(3_821_079_552));
     }
 
     #[test]
     fn a_config_without_required_fields_names_the_field() {
-        let err = Architecture::from_hf_config_json(r#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 8}"#)
-            .unwrap_err();
+        let err = Architecture::from_hf_config_json(
+            r#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 8}"#,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("num_attention_heads"), "{err}");
         assert!(Architecture::from_hf_config_json("not json").is_err());
     }

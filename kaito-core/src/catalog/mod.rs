@@ -16,7 +16,8 @@ use std::path::PathBuf;
 pub use arch::{Architecture, Experts, RopeScaling, TUNABLE_ARCHITECTURES};
 pub use presets::{KaitoTuningMemory, PRESETS, Preset, find_preset};
 pub use sku::{
-    ARC_SKUS, AWS_SKUS, AZURE_SKUS, CloudProvider, GpuModel, GpuSku, find_sku, gpu_model_from_product, skus,
+    ARC_SKUS, AWS_SKUS, AZURE_SKUS, CloudProvider, GpuModel, GpuSku, find_sku,
+    gpu_model_from_product, skus,
 };
 
 /// Where a workspace's base model comes from.
@@ -40,7 +41,9 @@ impl ModelSource {
         if name.starts_with('/') {
             let path = PathBuf::from(name);
             // `..` would let a name climb out of whatever root the runtime mounts models under.
-            let escapes = path.components().any(|c| matches!(c, std::path::Component::ParentDir));
+            let escapes = path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir));
             return (!escapes && name.len() > 1).then_some(Self::LocalPath(path));
         }
         if let Some(preset) = find_preset(name) {
@@ -64,7 +67,8 @@ pub fn is_hf_repo_id(s: &str) -> bool {
     let part_ok = |p: &str| {
         !p.is_empty()
             && p.len() <= 96
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && !p.starts_with(['-', '.'])
             && !p.ends_with(['-', '.'])
             && !p.contains("..")
@@ -78,13 +82,22 @@ mod tests {
 
     #[test]
     fn model_sources_are_told_apart() {
-        assert!(matches!(ModelSource::parse("phi-4"), Some(ModelSource::Preset(p)) if p.name == "phi-4"));
-        assert!(matches!(ModelSource::parse("microsoft/phi-4"), Some(ModelSource::Preset(p)) if p.name == "phi-4"));
+        assert!(
+            matches!(ModelSource::parse("phi-4"), Some(ModelSource::Preset(p)) if p.name == "phi-4")
+        );
+        assert!(
+            matches!(ModelSource::parse("microsoft/phi-4"), Some(ModelSource::Preset(p)) if p.name == "phi-4")
+        );
         assert_eq!(
             ModelSource::parse("HuggingFaceTB/SmolLM2-135M-Instruct"),
-            Some(ModelSource::HuggingFace("HuggingFaceTB/SmolLM2-135M-Instruct".to_owned()))
+            Some(ModelSource::HuggingFace(
+                "HuggingFaceTB/SmolLM2-135M-Instruct".to_owned()
+            ))
         );
-        assert_eq!(ModelSource::parse("/models/smollm2"), Some(ModelSource::LocalPath("/models/smollm2".into())));
+        assert_eq!(
+            ModelSource::parse("/models/smollm2"),
+            Some(ModelSource::LocalPath("/models/smollm2".into()))
+        );
         assert_eq!(ModelSource::parse("/models/../etc"), None);
         assert_eq!(ModelSource::parse("not a model"), None);
         assert_eq!(ModelSource::parse("a/b/c"), None);

@@ -87,7 +87,14 @@ fn arch(
     }
 }
 
-fn preset(name: &'static str, hf_id: &'static str, params: u64, weights_gib: f64, disk_gib: u32, arch: Architecture) -> Preset {
+fn preset(
+    name: &'static str,
+    hf_id: &'static str,
+    params: u64,
+    weights_gib: f64,
+    disk_gib: u32,
+    arch: Architecture,
+) -> Preset {
     Preset {
         name,
         aliases: &[],
@@ -109,7 +116,10 @@ fn preset(name: &'static str, hf_id: &'static str, params: u64, weights_gib: f64
 fn tunable(mut p: Preset, inference_gpu_gib: f64, total_gib: f64, per_gpu_gib: f64) -> Preset {
     p.tunable = true;
     p.inference_gpu_gib = Some(inference_gpu_gib);
-    p.kaito_tuning_memory = Some(KaitoTuningMemory { total_gib, per_gpu_gib });
+    p.kaito_tuning_memory = Some(KaitoTuningMemory {
+        total_gib,
+        per_gpu_gib,
+    });
     p
 }
 
@@ -133,32 +143,84 @@ const FALCON: &str = "FalconForCausalLM";
 const MISTRAL: &str = "MistralForCausalLM";
 
 fn phi3_mini(context: u32, scaling: RopeScaling) -> Architecture {
-    arch(PHI3, 32, 3072, 32, 32, 96, 8192, 32064, context, 10_000.0, scaling, false)
+    arch(
+        PHI3, 32, 3072, 32, 32, 96, 8192, 32064, context, 10_000.0, scaling, false,
+    )
 }
 fn phi3_medium(context: u32, scaling: RopeScaling) -> Architecture {
-    arch(PHI3, 40, 5120, 40, 10, 128, 17920, 32064, context, 10_000.0, scaling, false)
+    arch(
+        PHI3, 40, 5120, 40, 10, 128, 17920, 32064, context, 10_000.0, scaling, false,
+    )
 }
 fn mistral_7b() -> Architecture {
-    arch(MISTRAL, 32, 4096, 32, 8, 128, 14336, 32768, 32768, 1_000_000.0, NoScaling, false)
+    arch(
+        MISTRAL,
+        32,
+        4096,
+        32,
+        8,
+        128,
+        14336,
+        32768,
+        32768,
+        1_000_000.0,
+        NoScaling,
+        false,
+    )
 }
 fn llama31_8b() -> Architecture {
-    arch(LLAMA, 32, 4096, 32, 8, 128, 14336, 128_256, 131_072, 500_000.0, Llama3 { factor: 8.0 }, false)
+    arch(
+        LLAMA,
+        32,
+        4096,
+        32,
+        8,
+        128,
+        14336,
+        128_256,
+        131_072,
+        500_000.0,
+        Llama3 { factor: 8.0 },
+        false,
+    )
 }
 fn falcon_7b() -> Architecture {
     // Multi-query attention (1 KV head), parallel attention/MLP, 4h MLP, no gate.
-    arch(FALCON, 32, 4544, 71, 1, 64, 18176, 65024, 2048, 10_000.0, NoScaling, true)
+    arch(
+        FALCON, 32, 4544, 71, 1, 64, 18176, 65024, 2048, 10_000.0, NoScaling, true,
+    )
 }
 fn falcon_40b() -> Architecture {
     // "new decoder architecture": 8 KV groups.
-    arch(FALCON, 60, 8192, 128, 8, 64, 32768, 65024, 2048, 10_000.0, NoScaling, true)
+    arch(
+        FALCON, 60, 8192, 128, 8, 64, 32768, 65024, 2048, 10_000.0, NoScaling, true,
+    )
 }
 fn deepseek_v3() -> Architecture {
     // MLA attention (kv_lora_rank 512): `kv_heads` is the nominal 128; intermediate is the
     // dense layers' width (experts use 2048); 1 shared + 256 routed experts, 8 active.
-    moe(arch("DeepseekV3ForCausalLM", 61, 7168, 128, 128, 128, 18432, 129_280, 163_840, 10_000.0, Yarn { factor: 40.0 }, false), 256, 8)
+    moe(
+        arch(
+            "DeepseekV3ForCausalLM",
+            61,
+            7168,
+            128,
+            128,
+            128,
+            18432,
+            129_280,
+            163_840,
+            10_000.0,
+            Yarn { factor: 40.0 },
+            false,
+        ),
+        256,
+        8,
+    )
 }
 
 /// Every preset, tunable or not.
+#[rustfmt::skip]
 pub static PRESETS: LazyLock<Vec<Preset>> = LazyLock::new(|| {
     let longrope = LongRope { original_context: 4096 };
     let mut list = vec![
@@ -245,9 +307,18 @@ mod tests {
 
     #[test]
     fn presets_are_found_by_name_alias_and_hf_id() {
-        assert_eq!(find_preset("phi-3-mini-128k-instruct").map(|p| p.hf_id), Some("microsoft/Phi-3-mini-128k-instruct"));
-        assert_eq!(find_preset("mistralai/mistral-7b-v0.3").map(|p| p.name), Some("mistral-7b"));
-        assert_eq!(find_preset("mistral-7b-v0.3").map(|p| p.name), Some("mistral-7b"));
+        assert_eq!(
+            find_preset("phi-3-mini-128k-instruct").map(|p| p.hf_id),
+            Some("microsoft/Phi-3-mini-128k-instruct")
+        );
+        assert_eq!(
+            find_preset("mistralai/mistral-7b-v0.3").map(|p| p.name),
+            Some("mistral-7b")
+        );
+        assert_eq!(
+            find_preset("mistral-7b-v0.3").map(|p| p.name),
+            Some("mistral-7b")
+        );
         assert_eq!(find_preset("PHI-4").map(|p| p.name), Some("phi-4"));
         assert!(find_preset("gpt-5").is_none());
     }
@@ -258,7 +329,11 @@ mod tests {
             assert!(p.arch.is_tunable(), "{} has {}", p.name, p.arch.name);
         }
         assert!(!find_preset("falcon-7b").expect("falcon").tunable);
-        assert!(!find_preset("mistral-7b-instruct").expect("instruct").tunable);
+        assert!(
+            !find_preset("mistral-7b-instruct")
+                .expect("instruct")
+                .tunable
+        );
     }
 
     #[test]
@@ -267,7 +342,12 @@ mod tests {
         for p in PRESETS.iter() {
             if let Some(derived) = p.arch.dense_param_count() {
                 let ratio = derived as f64 / p.params as f64;
-                assert!((0.995..1.005).contains(&ratio), "{}: derived {derived} vs {}", p.name, p.params);
+                assert!(
+                    (0.995..1.005).contains(&ratio),
+                    "{}: derived {derived} vs {}",
+                    p.name,
+                    p.params
+                );
             }
         }
     }

@@ -25,7 +25,9 @@ impl FromStr for CloudProvider {
             "azure" => Ok(Self::Azure),
             "arc" => Ok(Self::Arc),
             "aws" => Ok(Self::Aws),
-            other => Err(format!("unknown cloud provider {other:?}; expected azure, arc or aws")),
+            other => Err(format!(
+                "unknown cloud provider {other:?}; expected azure, arc or aws"
+            )),
         }
     }
 }
@@ -65,10 +67,16 @@ impl GpuModel {
 }
 
 const fn nv(name: &'static str, major: u8, minor: u8) -> GpuModel {
-    GpuModel { name, compute_capability: Some((major, minor)) }
+    GpuModel {
+        name,
+        compute_capability: Some((major, minor)),
+    }
 }
 const fn other(name: &'static str) -> GpuModel {
-    GpuModel { name, compute_capability: None }
+    GpuModel {
+        name,
+        compute_capability: None,
+    }
 }
 
 const A10: GpuModel = nv("A10", 8, 6);
@@ -112,11 +120,36 @@ impl GpuSku {
     }
 }
 
-const fn sku(name: &'static str, gpu_count: u32, gpu: GpuModel, total_memory_gib: u32, nvme: bool) -> GpuSku {
-    GpuSku { name, gpu_count, gpu, total_memory_gib, nvme, retired: false }
+const fn sku(
+    name: &'static str,
+    gpu_count: u32,
+    gpu: GpuModel,
+    total_memory_gib: u32,
+    nvme: bool,
+) -> GpuSku {
+    GpuSku {
+        name,
+        gpu_count,
+        gpu,
+        total_memory_gib,
+        nvme,
+        retired: false,
+    }
 }
-const fn retired(name: &'static str, gpu_count: u32, gpu: GpuModel, total_memory_gib: u32) -> GpuSku {
-    GpuSku { name, gpu_count, gpu, total_memory_gib, nvme: false, retired: true }
+const fn retired(
+    name: &'static str,
+    gpu_count: u32,
+    gpu: GpuModel,
+    total_memory_gib: u32,
+) -> GpuSku {
+    GpuSku {
+        name,
+        gpu_count,
+        gpu,
+        total_memory_gib,
+        nvme: false,
+        retired: true,
+    }
 }
 
 /// Azure SKUs (HEAD, then the retired ones).
@@ -214,7 +247,9 @@ pub fn skus(provider: CloudProvider) -> &'static [GpuSku] {
 
 /// A SKU by instance type, case-insensitively (as KAITO looks them up).
 pub fn find_sku(provider: CloudProvider, instance_type: &str) -> Option<&'static GpuSku> {
-    skus(provider).iter().find(|s| s.name.eq_ignore_ascii_case(instance_type.trim()))
+    skus(provider)
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(instance_type.trim()))
 }
 
 /// A GPU model by the product name NVIDIA's GPU feature discovery puts in the
@@ -224,7 +259,10 @@ pub fn gpu_model_from_product(product: &str) -> Option<GpuModel> {
     // Longest names first so that A100 is not read as A10, A10G not as A10.
     [H200, H100, A100, A10G, A16, A10, A2, L4, V100, T4, M60]
         .into_iter()
-        .find(|m| p.split(|c: char| !c.is_ascii_alphanumeric()).any(|tok| tok == m.name))
+        .find(|m| {
+            p.split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|tok| tok == m.name)
+        })
 }
 
 #[cfg(test)]
@@ -234,13 +272,25 @@ mod tests {
     #[test]
     fn lookup_is_case_insensitive_and_per_provider() {
         let s = find_sku(CloudProvider::Azure, "standard_nc6s_V3").expect("NC6s_v3");
-        assert_eq!((s.gpu_count, s.gpu.name, s.total_memory_gib, s.retired), (1, "V100", 16, true));
+        assert_eq!(
+            (s.gpu_count, s.gpu.name, s.total_memory_gib, s.retired),
+            (1, "V100", 16, true)
+        );
         assert!(!s.gpu.supports_bf16());
         assert!(s.gpu.supports_fp16());
-        assert_eq!(find_sku(CloudProvider::Azure, "Standard_NC12s_v3").map(|s| s.gpu_count), Some(2));
+        assert_eq!(
+            find_sku(CloudProvider::Azure, "Standard_NC12s_v3").map(|s| s.gpu_count),
+            Some(2)
+        );
         assert!(find_sku(CloudProvider::Aws, "Standard_NC6s_v3").is_none());
-        assert_eq!(find_sku(CloudProvider::Aws, "G5.XLARGE").map(|s| s.gpu.name), Some("A10G"));
-        assert_eq!(find_sku(CloudProvider::Arc, "Standard_NC16_A2").map(|s| s.total_memory_gib), Some(32));
+        assert_eq!(
+            find_sku(CloudProvider::Aws, "G5.XLARGE").map(|s| s.gpu.name),
+            Some("A10G")
+        );
+        assert_eq!(
+            find_sku(CloudProvider::Arc, "Standard_NC16_A2").map(|s| s.total_memory_gib),
+            Some(32)
+        );
     }
 
     #[test]
@@ -256,16 +306,28 @@ mod tests {
     fn providers_parse_and_gpu_products_map_to_models() {
         assert_eq!("AWS".parse::<CloudProvider>(), Ok(CloudProvider::Aws));
         assert!("gcp".parse::<CloudProvider>().is_err());
-        assert_eq!(gpu_model_from_product("NVIDIA-A100-SXM4-80GB").map(|m| m.name), Some("A100"));
-        assert_eq!(gpu_model_from_product("Tesla-V100-PCIE-16GB").map(|m| m.name), Some("V100"));
-        assert_eq!(gpu_model_from_product("NVIDIA-A10G").map(|m| m.name), Some("A10G"));
+        assert_eq!(
+            gpu_model_from_product("NVIDIA-A100-SXM4-80GB").map(|m| m.name),
+            Some("A100")
+        );
+        assert_eq!(
+            gpu_model_from_product("Tesla-V100-PCIE-16GB").map(|m| m.name),
+            Some("V100")
+        );
+        assert_eq!(
+            gpu_model_from_product("NVIDIA-A10G").map(|m| m.name),
+            Some("A10G")
+        );
         assert_eq!(gpu_model_from_product("mystery"), None);
     }
 
     #[test]
     fn names_are_unique_within_each_table() {
         for provider in [CloudProvider::Azure, CloudProvider::Arc, CloudProvider::Aws] {
-            let mut names: Vec<_> = skus(provider).iter().map(|s| s.name.to_ascii_lowercase()).collect();
+            let mut names: Vec<_> = skus(provider)
+                .iter()
+                .map(|s| s.name.to_ascii_lowercase())
+                .collect();
             names.sort();
             let before = names.len();
             names.dedup();
