@@ -57,6 +57,32 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// An OCI image could not be pushed or pulled (registry, local layout, credentials).
+    #[error("{reference}: {message}")]
+    Artifact {
+        /// How a caller should treat the failure.
+        kind: ErrorKind,
+        /// The image reference or registry host involved; never a secret.
+        reference: String,
+        /// What went wrong.
+        message: String,
+        /// The underlying error, already free of secrets.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A download (tuning input URL, Hugging Face hub file) failed.
+    #[error("{url}: {message}")]
+    Download {
+        /// How a caller should treat the failure.
+        kind: ErrorKind,
+        /// The URL involved.
+        url: String,
+        /// What went wrong (HTTP status, TLS, empty body, too large).
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl Error {
