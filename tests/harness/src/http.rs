@@ -55,20 +55,20 @@ pub(crate) struct Target {
     pub status: bool,
 }
 
-/// Splits `/api/v1/...` and `/apis/g/v/...`; `Err(response)` for discovery or unknown paths.
-fn route(store: &Store, path: &str) -> Result<Target, Response> {
+/// Splits `/api/v1/...` and `/apis/g/v/...`; `Err((code, body))` for discovery or unknown paths.
+fn route(store: &Store, path: &str) -> Result<Target, (u16, Value)> {
     let segs: Vec<&str> = path
         .trim_matches('/')
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
     let (group, version, rest) = match segs.as_slice() {
-        ["version"] => return Err(json_response(200, &crate::discovery::version())),
-        ["api"] => return Err(json_response(200, &crate::discovery::core_versions())),
-        ["apis"] => return Err(json_response(200, &crate::discovery::groups(store))),
+        ["version"] => return Err((200, crate::discovery::version())),
+        ["api"] => return Err((200, crate::discovery::core_versions())),
+        ["apis"] => return Err((200, crate::discovery::groups(store))),
         ["apis", g] => {
             return crate::discovery::group(store, g)
-                .map(|v| Err(json_response(200, &v)))
+                .map(|v| Err((200, v)))
                 .unwrap_or_else(|| Err(not_found_path(path)));
         }
         ["api", v, rest @ ..] => ("", *v, rest),
@@ -77,7 +77,7 @@ fn route(store: &Store, path: &str) -> Result<Target, Response> {
     };
     if rest.is_empty() {
         return Err(match crate::discovery::resources(store, group, version) {
-            Some(v) => json_response(200, &v),
+            Some(v) => (200, v),
             None => not_found_path(path),
         });
     }
@@ -110,13 +110,13 @@ fn route(store: &Store, path: &str) -> Result<Target, Response> {
     })
 }
 
-fn not_found_path(path: &str) -> Response {
+fn not_found_path(path: &str) -> (u16, Value) {
     let mut e =
         ApiError::not_found("the server could not find the requested resource", path).to_status();
     e["message"] = json!(format!(
         "the server could not find the requested resource ({path})"
     ));
-    json_response(404, &e)
+    (404, e)
 }
 
 /// The object as served at `version` (one store serves every version of a kind).
@@ -144,7 +144,7 @@ async fn handle(
 ) -> Response {
     let t = match route(&app.store, uri.path()) {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err((code, body)) => return json_response(code, &body),
     };
     let verb = match (&method, t.name.is_some(), t.status) {
         (&Method::GET, true, _) => Verb::Get,

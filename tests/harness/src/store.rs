@@ -91,6 +91,14 @@ impl State {
     }
 }
 
+/// Where a watch starts: the changes to replay, the resourceVersion they bring the watcher
+/// to, and the live feed from there on.
+pub(crate) struct WatchStart {
+    pub backlog: Vec<Arc<Change>>,
+    pub rv: u64,
+    pub live: broadcast::Receiver<Arc<Change>>,
+}
+
 /// A cheap, clonable handle on the shared store.
 #[derive(Clone)]
 pub struct Store {
@@ -188,7 +196,7 @@ impl Store {
         &self,
         key: &ResourceKey,
         rv: Option<u64>,
-    ) -> Result<(Vec<Arc<Change>>, u64, broadcast::Receiver<Arc<Change>>), ApiError> {
+    ) -> Result<WatchStart, ApiError> {
         let st = self.lock();
         let rx = self.tx.subscribe();
         let backlog = match rv {
@@ -217,7 +225,11 @@ impl Store {
                 })
                 .collect(),
         };
-        Ok((backlog, st.rv, rx))
+        Ok(WatchStart {
+            backlog,
+            rv: st.rv,
+            live: rx,
+        })
     }
 
     // ---- raw (JSON) access -------------------------------------------------------------

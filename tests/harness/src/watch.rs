@@ -119,7 +119,11 @@ pub(crate) fn serve(
         ),
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
-    let (backlog, start_rv, live) = match store.watch_from(&t.info.key(), rv) {
+    let crate::store::WatchStart {
+        backlog,
+        rv: start_rv,
+        live,
+    } = match store.watch_from(&t.info.key(), rv) {
         Ok(v) => v,
         Err(ApiError::Gone(old)) => {
             let current = store.resource_version();

@@ -250,6 +250,46 @@ async fn runtime_watcher_relists_after_compaction() {
     );
 }
 
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_then_live() {
+    let (s, client) = server().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &config_map("a", &[], &[]))
+        .await
+        .unwrap();
+    let cfg = watcher::Config::default().streaming_lists();
+    let mut events = watcher(api.clone(), cfg).boxed();
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("InitDone") {
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+            .await
+            .expect("initial events within 5 s")
+            .unwrap()
+            .unwrap();
+        seen.push(match ev {
+            watcher::Event::Init => "Init".to_string(),
+            watcher::Event::InitApply(o) => format!("InitApply {}", o.metadata.name.unwrap()),
+            watcher::Event::InitDone => "InitDone".to_string(),
+            other => format!("{other:?}"),
+        });
+    }
+    assert_eq!(seen, ["Init", "InitApply a", "InitDone"]);
+    assert_eq!(
+        s.request_count(Verb::List, "ConfigMap"),
+        0,
+        "no list with streaming lists"
+    );
+    api.create(&PostParams::default(), &config_map("b", &[], &[]))
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(ev, watcher::Event::Apply(o) if o.metadata.name.as_deref() == Some("b")));
+}
+
 struct Ctx {
     api: Api<ConfigMap>,
     cleaned: std::sync::Mutex<Vec<String>>,
