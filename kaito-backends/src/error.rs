@@ -83,6 +83,21 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// An Azure Resource Manager call failed (`what` names the call and agent pool).
+    #[error("{what}: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+    Arm {
+        /// How to treat the failure (quota and SKU errors are terminal, 429/5xx retryable).
+        kind: ErrorKind,
+        /// The call, e.g. `creating agent pool ws1a2b3c4d00`.
+        what: String,
+        /// The ARM error code (`QuotaExceeded`, `SkuNotAvailable`, ...), when ARM sent one.
+        code: Option<String>,
+        /// ARM's message, or what went wrong on the way there.
+        message: String,
+        /// The transport or credential error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl Error {
@@ -122,6 +137,7 @@ impl Error {
                 _ => ErrorKind::Retryable,
             },
             Self::Artifact { kind, .. } | Self::Download { kind, .. } => *kind,
+            Self::Arm { kind, .. } => *kind,
         }
     }
 }
