@@ -141,7 +141,10 @@ impl Architecture {
         let hidden_size = num("hidden_size")?;
         let heads = num("num_attention_heads")?;
         let kv_heads = num("num_key_value_heads").unwrap_or(heads);
-        let head_dim = num("head_dim").unwrap_or(if heads == 0 { 0 } else { hidden_size / heads });
+        if heads == 0 {
+            return Err(err("`num_attention_heads` must be positive".to_owned()));
+        }
+        let head_dim = num("head_dim").unwrap_or(hidden_size / heads);
         let factor = |s: &Value| s.get("factor").and_then(Value::as_f64).unwrap_or(1.0) as f32;
         let rope_scaling = match cfg.get("rope_scaling").filter(|s| !s.is_null()) {
             None => RopeScaling::None,
