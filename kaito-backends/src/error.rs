@@ -37,6 +37,9 @@ pub enum Error {
     /// The tokenizer failed to load or to encode text.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A kaito-core call (validation, a trait implementation) failed.
+    #[error(transparent)]
+    Core(#[from] kaito_core::Error),
     /// Training or generation was cancelled by the caller.
     #[error("cancelled")]
     Cancelled,
@@ -127,6 +130,10 @@ impl Error {
             Self::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
             Self::Io { .. } => ErrorKind::Terminal,
             Self::InvalidData { .. } => ErrorKind::InvalidInput,
+            Self::Cancelled => ErrorKind::Cancelled,
+            Self::Core(err) => err.kind(),
+            Self::Unsupported { .. } => ErrorKind::InvalidInput,
+            Self::ChatTemplate(_) | Self::Tokenizer(_) => ErrorKind::InvalidInput,
             Self::Kube { source, .. } => match source {
                 kube::Error::Api(status) => match status.code {
                     404 => ErrorKind::NotFound,
@@ -144,6 +151,9 @@ impl Error {
 
 impl From<Error> for kaito_core::Error {
     fn from(err: Error) -> Self {
+        if let Error::Core(inner) = err {
+            return inner;
+        }
         let kind = err.kind();
         kaito_core::Error::Backend { kind, message: err.to_string(), source: Some(Box::new(err)) }
     }

@@ -94,8 +94,8 @@ fn version(name: &str, storage: bool) -> CustomResourceDefinitionVersion {
         json_path: ".metadata.creationTimestamp".to_owned(),
         ..Default::default()
     });
-    let schema: JSONSchemaProps =
-        serde_json::from_value(object_schema(beta)).expect("generated schema is valid JSONSchemaProps");
+    let schema: JSONSchemaProps = serde_json::from_value(object_schema(beta))
+        .unwrap_or_else(|e| panic!("generated schema is not valid JSONSchemaProps: {e}"));
     CustomResourceDefinitionVersion {
         name: name.to_owned(),
         served: true,
@@ -113,17 +113,27 @@ fn generator() -> SchemaGenerator {
             s.inline_subschemas = true;
             s.meta_schema = None;
         })
-        .with_transform(kube::core::schema::OptionalEnum)
-        .with_transform(kube::core::schema::StructuralSchemaRewriter)
+        .with_transform(kube_core::schema::OptionalEnum)
+        .with_transform(kube_core::schema::StructuralSchemaRewriter)
         .into_generator()
 }
 
+/// One top-level field's schema. Root schemas get the generator's transforms (nullable instead
+/// of `type: [x, "null"]`, structural rewrites); their title is dropped.
+fn part<T: schemars::JsonSchema>() -> Value {
+    let mut schema = generator().root_schema_for::<T>().to_value();
+    if let Some(obj) = schema.as_object_mut() {
+        obj.remove("title");
+        obj.remove("$schema");
+    }
+    schema
+}
+
 fn object_schema(beta: bool) -> Value {
-    let mut g = generator();
-    let mut resource = g.subschema_for::<ResourceSpec>().to_value();
-    let mut inference = g.subschema_for::<InferenceSpec>().to_value();
-    let mut tuning = g.subschema_for::<TuningSpec>().to_value();
-    let mut status = g.subschema_for::<WorkspaceStatus>().to_value();
+    let mut resource = part::<ResourceSpec>();
+    let mut inference = part::<InferenceSpec>();
+    let mut tuning = part::<TuningSpec>();
+    let mut status = part::<WorkspaceStatus>();
     // KAITO's schema requires these; the Rust types keep them optional so that validation can
     // report every missing field at once instead of failing on the first.
     require(&mut resource, "labelSelector");
@@ -188,10 +198,15 @@ mod tests {
     fn committed_crd_matches_the_types() {
         let committed = include_str!("../../../deploy/crds/kaito.sh_workspaces.yaml");
         let generated = workspace_crd_yaml();
+        if std::env::var_os("KAITO_UPDATE_CRD").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds/kaito.sh_workspaces.yaml");
+            std::fs::write(path, &generated).expect("write the CRD");
+            return;
+        }
         assert!(
             committed == generated,
             "deploy/crds/kaito.sh_workspaces.yaml drifted from the Rust types; regenerate it with \
-             `cargo run -p kaito-operator --bin kaito -- crd > deploy/crds/kaito.sh_workspaces.yaml`"
+             `KAITO_UPDATE_CRD=1 cargo test -p kaito-core committed_crd` (or `kaito crd`)"
         );
     }
 

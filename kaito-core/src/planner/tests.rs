@@ -4,6 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::*;
+use crate::api::reason;
 use crate::api::names::{ANNOTATION_HASH, ANNOTATION_REVISION, FINALIZER};
 use crate::api::{ConditionType, DataSource, InferenceSpec, PresetSpec, ResourceSpec, TuningSpec, WorkspaceV1Beta1};
 use crate::traits::NodeReadiness;

@@ -1,5 +1,6 @@
 //! `ModelRuntime`: fine-tunes adapters and serves models.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,8 +58,33 @@ pub struct TrainingProgress {
     pub eta: Option<Duration>,
 }
 
-/// Receives progress reports; must return quickly.
-pub type ProgressSink = Arc<dyn Fn(&TrainingProgress) + Send + Sync>;
+/// Receives progress reports; must return quickly. Closures `Fn(&TrainingProgress)` are sinks.
+pub trait ProgressReporter: Send + Sync {
+    /// Called after every optimizer step and evaluation.
+    fn report(&self, progress: &TrainingProgress);
+}
+
+impl<F: Fn(&TrainingProgress) + Send + Sync> ProgressReporter for F {
+    fn report(&self, progress: &TrainingProgress) {
+        self(progress)
+    }
+}
+
+/// A shared progress reporter.
+pub type ProgressSink = Arc<dyn ProgressReporter>;
+
+/// Receives generated text as it is decoded. Returning [`ControlFlow::Break`] stops generation
+/// early (the client went away). Closures `FnMut(&str) -> ControlFlow<()>` are sinks.
+pub trait TextSink {
+    /// Called with each new piece of text.
+    fn on_text(&mut self, text: &str) -> ControlFlow<()>;
+}
+
+impl<F: FnMut(&str) -> ControlFlow<()>> TextSink for F {
+    fn on_text(&mut self, text: &str) -> ControlFlow<()> {
+        self(text)
+    }
+}
 
 /// What a finished tuning run produced.
 #[derive(Clone, Debug, PartialEq)]
@@ -197,8 +223,9 @@ pub trait LoadedModel: Send + Sync {
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String>;
     /// Number of tokens `text` encodes to.
     fn count_tokens(&self, text: &str) -> Result<usize>;
-    /// Generates, calling `on_text` with each new piece of text as it is decoded.
-    fn generate(&self, request: &GenerationRequest, on_text: &mut dyn FnMut(&str)) -> Result<Generation>;
+    /// Generates, calling `sink` with each new piece of text as it is decoded; stops early (with
+    /// [`FinishReason::Stop`]) when the sink breaks.
+    fn generate(&self, request: &GenerationRequest, sink: &mut dyn TextSink) -> Result<Generation>;
 }
 
 /// What a runtime's device can do.
