@@ -21,12 +21,15 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Print the Workspace CustomResourceDefinition (v1alpha1 and v1beta1).
     Crd,
+    /// Run the Workspace operator (controller, admission webhook, metrics).
+    Operator(cmd::operator::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => cmd::validate::run(&args),
+        Command::Operator(args) => cmd::operator::run(&args),
         Command::Crd => {
             print!("{}", kaito_core::api::crd::workspace_crd_yaml());
             Ok(std::process::ExitCode::SUCCESS)
