@@ -37,11 +37,25 @@ pub enum EntraIdentity {
 
 /// Builds the azure_identity credential for `identity`.
 pub fn credential(identity: &EntraIdentity) -> Result<Arc<dyn TokenCredential>> {
-    let fail = |e: azure_core::Error| Error::artifact(ErrorKind::Unauthorized, "Microsoft Entra ID", format!("cannot build the credential: {e}"));
+    let fail = |e: azure_core::Error| {
+        Error::artifact(
+            ErrorKind::Unauthorized,
+            "Microsoft Entra ID",
+            format!("cannot build the credential: {e}"),
+        )
+    };
     Ok(match identity {
-        EntraIdentity::Workload => azure_identity::WorkloadIdentityCredential::new(None).map_err(fail)?,
-        EntraIdentity::Managed => azure_identity::ManagedIdentityCredential::new(None).map_err(fail)?,
-        EntraIdentity::ClientSecret { tenant_id, client_id, secret } => azure_identity::ClientSecretCredential::new(
+        EntraIdentity::Workload => {
+            azure_identity::WorkloadIdentityCredential::new(None).map_err(fail)?
+        }
+        EntraIdentity::Managed => {
+            azure_identity::ManagedIdentityCredential::new(None).map_err(fail)?
+        }
+        EntraIdentity::ClientSecret {
+            tenant_id,
+            client_id,
+            secret,
+        } => azure_identity::ClientSecretCredential::new(
             tenant_id,
             client_id.clone(),
             secret.expose().to_string().into(),
@@ -72,7 +86,10 @@ impl AcrTokenExchange {
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap_or_default();
-        Self { http, endpoint_override }
+        Self {
+            http,
+            endpoint_override,
+        }
     }
 
     /// Gets an AAD token from `credential` and exchanges it for `registry` (`myacr.azurecr.io`).
@@ -82,17 +99,41 @@ impl AcrTokenExchange {
         credential: &dyn TokenCredential,
         tenant: Option<&str>,
     ) -> Result<RegistryCredentials> {
-        let token = credential.get_token(&[ACR_SCOPE], None).await.map_err(|e| {
-            Error::artifact(ErrorKind::Unauthorized, registry, format!("Microsoft Entra ID gave no token for ACR: {e}"))
-        })?;
-        self.exchange(registry, &SecretString::new(token.token.secret().to_string()), tenant).await
+        let token = credential
+            .get_token(&[ACR_SCOPE], None)
+            .await
+            .map_err(|e| {
+                Error::artifact(
+                    ErrorKind::Unauthorized,
+                    registry,
+                    format!("Microsoft Entra ID gave no token for ACR: {e}"),
+                )
+            })?;
+        self.exchange(
+            registry,
+            &SecretString::new(token.token.secret().to_string()),
+            tenant,
+        )
+        .await
     }
 
     /// Exchanges `aad_token` at the registry's `/oauth2/exchange` for Basic credentials.
-    pub async fn exchange(&self, registry: &str, aad_token: &SecretString, tenant: Option<&str>) -> Result<RegistryCredentials> {
-        let base = self.endpoint_override.clone().unwrap_or_else(|| format!("https://{registry}"));
+    pub async fn exchange(
+        &self,
+        registry: &str,
+        aad_token: &SecretString,
+        tenant: Option<&str>,
+    ) -> Result<RegistryCredentials> {
+        let base = self
+            .endpoint_override
+            .clone()
+            .unwrap_or_else(|| format!("https://{registry}"));
         let url = format!("{}/oauth2/exchange", base.trim_end_matches('/'));
-        let mut form = vec![("grant_type", "access_token"), ("service", registry), ("access_token", aad_token.expose())];
+        let mut form = vec![
+            ("grant_type", "access_token"),
+            ("service", registry),
+            ("access_token", aad_token.expose()),
+        ];
         if let Some(tenant) = tenant {
             form.push(("tenant", tenant));
         }
@@ -100,13 +141,24 @@ impl AcrTokenExchange {
         let response = self
             .http
             .post(&url)
-            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .body(body)
             .send()
             .await
             .map_err(|e| {
-                let kind = if e.is_connect() || e.is_timeout() { ErrorKind::Retryable } else { ErrorKind::Terminal };
-                Error::artifact(kind, registry, format!("ACR token exchange at {url} failed: {}", e.without_url()))
+                let kind = if e.is_connect() || e.is_timeout() {
+                    ErrorKind::Retryable
+                } else {
+                    ErrorKind::Terminal
+                };
+                Error::artifact(
+                    kind,
+                    registry,
+                    format!("ACR token exchange at {url} failed: {}", e.without_url()),
+                )
             })?;
         let status = response.status();
         if !status.is_success() {
@@ -115,22 +167,35 @@ impl AcrTokenExchange {
                 429 | 500..=599 => ErrorKind::Retryable,
                 _ => ErrorKind::Terminal,
             };
-            return Err(Error::artifact(kind, registry, format!("ACR token exchange at {url} answered HTTP {status}")));
+            return Err(Error::artifact(
+                kind,
+                registry,
+                format!("ACR token exchange at {url} answered HTTP {status}"),
+            ));
         }
         #[derive(serde::Deserialize)]
         struct Answer {
             refresh_token: String,
         }
         let answer: Answer = response.json().await.map_err(|_| {
-            Error::artifact(ErrorKind::Terminal, registry, format!("ACR token exchange at {url} answered without a refresh_token"))
+            Error::artifact(
+                ErrorKind::Terminal,
+                registry,
+                format!("ACR token exchange at {url} answered without a refresh_token"),
+            )
         })?;
-        Ok(RegistryCredentials::Basic { username: ACR_TOKEN_USER.to_string(), password: SecretString::new(answer.refresh_token) })
+        Ok(RegistryCredentials::Basic {
+            username: ACR_TOKEN_USER.to_string(),
+            password: SecretString::new(answer.refresh_token),
+        })
     }
 }
 
 /// `application/x-www-form-urlencoded` encoding of `pairs`.
 fn serde_urlencoded(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 #[cfg(test)]
@@ -167,7 +232,10 @@ mod tests {
             .and(body_string_contains("service=myacr.azurecr.io"))
             .and(body_string_contains("access_token=aad-token-123"))
             .and(body_string_contains("tenant=t1"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"refresh_token": "acr-refresh"})))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"refresh_token": "acr-refresh"})),
+            )
             .expect(1)
             .mount(&server)
             .await;
@@ -177,7 +245,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             creds,
-            RegistryCredentials::Basic { username: ACR_TOKEN_USER.into(), password: SecretString::new("acr-refresh") }
+            RegistryCredentials::Basic {
+                username: ACR_TOKEN_USER.into(),
+                password: SecretString::new("acr-refresh")
+            }
         );
         assert!(!format!("{creds:?}").contains("acr-refresh"));
     }
@@ -191,11 +262,18 @@ mod tests {
             .mount(&server)
             .await;
         let err = AcrTokenExchange::new(Some(server.uri()))
-            .exchange("myacr.azurecr.io", &SecretString::new("aad-token-123"), None)
+            .exchange(
+                "myacr.azurecr.io",
+                &SecretString::new("aad-token-123"),
+                None,
+            )
             .await
             .unwrap_err();
         let text = err.to_string();
         assert_eq!(err.kind(), ErrorKind::Unauthorized);
-        assert!(text.contains("myacr.azurecr.io") && !text.contains("aad-token-123"), "{text}");
+        assert!(
+            text.contains("myacr.azurecr.io") && !text.contains("aad-token-123"),
+            "{text}"
+        );
     }
 }

@@ -34,7 +34,10 @@ impl ArtifactCliOptions {
         } else {
             PlainHttp::Hosts(self.plain_http_registries.clone())
         };
-        OciRegistryStore::new(RegistryStoreConfig { plain_http, ..RegistryStoreConfig::default() })
+        OciRegistryStore::new(RegistryStoreConfig {
+            plain_http,
+            ..RegistryStoreConfig::default()
+        })
     }
 
     fn credentials(&self, reference: &str) -> Result<RegistryCredentials> {
@@ -49,7 +52,9 @@ impl ArtifactCliOptions {
 fn local_reference(reference: &str) -> Option<(PathBuf, String)> {
     let rest = reference.strip_prefix("oci:")?;
     Some(match rest.rsplit_once(':') {
-        Some((dir, name)) if !dir.is_empty() && !name.contains('/') => (PathBuf::from(dir), name.to_string()),
+        Some((dir, name)) if !dir.is_empty() && !name.contains('/') => {
+            (PathBuf::from(dir), name.to_string())
+        }
         _ => (PathBuf::from(rest), "latest".to_string()),
     })
 }
@@ -67,19 +72,31 @@ pub async fn push_adapter(
         annotations.insert(MODEL_NAME_ANNOTATION.to_string(), name.to_string());
     }
     if let Some((root, name)) = local_reference(reference) {
-        return OciLayoutStore::new(root).push_dir(dir, &name, &annotations).await;
+        return OciLayoutStore::new(root)
+            .push_dir(dir, &name, &annotations)
+            .await;
     }
     let credentials = options.credentials(reference)?;
-    options.store().push_dir(dir, reference, &credentials, &annotations).await
+    options
+        .store()
+        .push_dir(dir, reference, &credentials, &annotations)
+        .await
 }
 
 /// Pulls `reference` and extracts the image's `/data` into `dest` (absent or empty).
-pub async fn pull_data(reference: &str, dest: &Path, options: &ArtifactCliOptions) -> Result<ImageDigest> {
+pub async fn pull_data(
+    reference: &str,
+    dest: &Path,
+    options: &ArtifactCliOptions,
+) -> Result<ImageDigest> {
     if let Some((root, name)) = local_reference(reference) {
         return OciLayoutStore::new(root).pull_data(&name, dest).await;
     }
     let credentials = options.credentials(reference)?;
-    options.store().pull_data(reference, &credentials, dest).await
+    options
+        .store()
+        .pull_data(reference, &credentials, dest)
+        .await
 }
 
 #[cfg(test)]
@@ -88,8 +105,14 @@ mod tests {
 
     #[test]
     fn local_references_split_on_the_last_colon() {
-        assert_eq!(local_reference("oci:/tmp/l:v1"), Some((PathBuf::from("/tmp/l"), "v1".into())));
-        assert_eq!(local_reference("oci:/tmp/l"), Some((PathBuf::from("/tmp/l"), "latest".into())));
+        assert_eq!(
+            local_reference("oci:/tmp/l:v1"),
+            Some((PathBuf::from("/tmp/l"), "v1".into()))
+        );
+        assert_eq!(
+            local_reference("oci:/tmp/l"),
+            Some((PathBuf::from("/tmp/l"), "latest".into()))
+        );
         assert_eq!(local_reference("r.io/a:v1"), None);
     }
 
@@ -101,10 +124,15 @@ mod tests {
         std::fs::write(src.join("adapter_config.json"), b"{}").unwrap();
         let reference = format!("oci:{}:v1", tmp.path().join("layout").display());
         let opts = ArtifactCliOptions::default();
-        let pushed = push_adapter(&src, &reference, Some("phi-3-mini-4k-instruct"), &opts).await.unwrap();
+        let pushed = push_adapter(&src, &reference, Some("phi-3-mini-4k-instruct"), &opts)
+            .await
+            .unwrap();
         let dest = tmp.path().join("out");
         let pulled = pull_data(&reference, &dest, &opts).await.unwrap();
         assert_eq!(pushed.digest, pulled.digest);
-        assert_eq!(std::fs::read(dest.join("adapter_config.json")).unwrap(), b"{}");
+        assert_eq!(
+            std::fs::read(dest.join("adapter_config.json")).unwrap(),
+            b"{}"
+        );
     }
 }

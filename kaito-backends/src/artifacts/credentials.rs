@@ -39,7 +39,9 @@ pub struct DockerCredentials {
 
 impl std::fmt::Debug for DockerCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerCredentials").field("hosts", &self.by_host.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("DockerCredentials")
+            .field("hosts", &self.by_host.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -47,12 +49,13 @@ impl DockerCredentials {
     /// Parses the JSON of a docker config; `source` names it in errors (a file, a Secret).
     pub fn parse(json: &[u8], source: &str) -> Result<Self> {
         // serde_json's message quotes only positions and types, never the values.
-        let config: DockerConfig =
-            serde_json::from_slice(json).map_err(|e| Error::invalid(source, format!("not a docker config: {e}")))?;
+        let config: DockerConfig = serde_json::from_slice(json)
+            .map_err(|e| Error::invalid(source, format!("not a docker config: {e}")))?;
         let mut by_host = BTreeMap::new();
         for (key, entry) in config.auths {
             let host = normalize_host(&key);
-            let creds = entry_credentials(entry).map_err(|m| Error::invalid(source, format!("auths[{key:?}]: {m}")))?;
+            let creds = entry_credentials(entry)
+                .map_err(|m| Error::invalid(source, format!("auths[{key:?}]: {m}")))?;
             by_host.insert(host, creds);
         }
         Ok(Self { by_host })
@@ -95,7 +98,10 @@ fn entry_credentials(entry: AuthEntry) -> Result<RegistryCredentials, String> {
     }
     if let (Some(username), Some(password)) = (entry.username.clone(), entry.password) {
         if !username.is_empty() {
-            return Ok(RegistryCredentials::Basic { username, password: SecretString::new(password) });
+            return Ok(RegistryCredentials::Basic {
+                username,
+                password: SecretString::new(password),
+            });
         }
     }
     if let Some(auth) = entry.auth.filter(|a| !a.is_empty()) {
@@ -103,7 +109,9 @@ fn entry_credentials(entry: AuthEntry) -> Result<RegistryCredentials, String> {
             .decode(auth.trim())
             .map_err(|_| "`auth` is not valid base64".to_string())?;
         let decoded = String::from_utf8(decoded).map_err(|_| "`auth` is not UTF-8".to_string())?;
-        let (username, password) = decoded.split_once(':').ok_or("`auth` is not of the form user:password")?;
+        let (username, password) = decoded
+            .split_once(':')
+            .ok_or("`auth` is not of the form user:password")?;
         return Ok(RegistryCredentials::Basic {
             username: username.to_string(),
             password: SecretString::new(password.to_string()),
@@ -115,13 +123,19 @@ fn entry_credentials(entry: AuthEntry) -> Result<RegistryCredentials, String> {
 /// `https://index.docker.io/v1/` -> `index.docker.io`; `Host:5000/path` -> `host:5000`.
 fn normalize_host(key: &str) -> String {
     let without_scheme = key.split_once("://").map_or(key, |(_, rest)| rest);
-    without_scheme.split('/').next().unwrap_or("").to_ascii_lowercase()
+    without_scheme
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 /// The registry host of an image reference, following docker's rule: the first path component
 /// is a host when it has a `.` or `:` or is `localhost`; otherwise the image is on Docker Hub.
 pub fn registry_host(reference: &str) -> String {
-    let trimmed = reference.split_once("://").map_or(reference, |(_, rest)| rest);
+    let trimmed = reference
+        .split_once("://")
+        .map_or(reference, |(_, rest)| rest);
     match trimmed.split_once('/') {
         Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
             first.to_ascii_lowercase()
@@ -147,30 +161,60 @@ mod tests {
     }}"#;
 
     fn basic(user: &str, pass: &str) -> RegistryCredentials {
-        RegistryCredentials::Basic { username: user.into(), password: SecretString::new(pass) }
+        RegistryCredentials::Basic {
+            username: user.into(),
+            password: SecretString::new(pass),
+        }
     }
 
     #[test]
     fn matches_hosts_with_or_without_scheme_and_path() {
         let c = DockerCredentials::parse(CONFIG.as_bytes(), "secret/push").unwrap();
-        assert_eq!(c.for_reference("myacr.azurecr.io/adapters/phi:v1"), basic("sp", "sp-secret"));
-        assert_eq!(c.for_reference("127.0.0.1:5001/kaito/a:v1"), basic("kaito", "s3cret"));
-        assert_eq!(c.for_reference("library/ubuntu:22.04"), basic("hub", "hubpass"));
-        assert_eq!(c.for_reference("token.azurecr.io/x:1"), basic(ACR_TOKEN_USER, "refresh-tok"));
-        assert_eq!(c.for_reference("empty.example.com/x:1"), RegistryCredentials::Anonymous);
-        assert_eq!(c.for_reference("ghcr.io/other/x:1"), RegistryCredentials::Anonymous);
+        assert_eq!(
+            c.for_reference("myacr.azurecr.io/adapters/phi:v1"),
+            basic("sp", "sp-secret")
+        );
+        assert_eq!(
+            c.for_reference("127.0.0.1:5001/kaito/a:v1"),
+            basic("kaito", "s3cret")
+        );
+        assert_eq!(
+            c.for_reference("library/ubuntu:22.04"),
+            basic("hub", "hubpass")
+        );
+        assert_eq!(
+            c.for_reference("token.azurecr.io/x:1"),
+            basic(ACR_TOKEN_USER, "refresh-tok")
+        );
+        assert_eq!(
+            c.for_reference("empty.example.com/x:1"),
+            RegistryCredentials::Anonymous
+        );
+        assert_eq!(
+            c.for_reference("ghcr.io/other/x:1"),
+            RegistryCredentials::Anonymous
+        );
     }
 
     #[test]
     fn debug_and_errors_never_show_secrets() {
         let c = DockerCredentials::parse(CONFIG.as_bytes(), "secret/push").unwrap();
         let shown = format!("{c:?} {:?}", c.for_reference("myacr.azurecr.io/a:1"));
-        assert!(!shown.contains("sp-secret") && !shown.contains("s3cret"), "{shown}");
-        let err = DockerCredentials::parse(br#"{"auths":{"h.io":{"auth":"!!notbase64-hunter2"}}}"#, "secret/x")
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("secret/x") && err.contains("h.io") && !err.contains("hunter2"), "{err}");
+        assert!(
+            !shown.contains("sp-secret") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let err = DockerCredentials::parse(
+            br#"{"auths":{"h.io":{"auth":"!!notbase64-hunter2"}}}"#,
+            "secret/x",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("secret/x") && err.contains("h.io") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -33,9 +33,20 @@ pub(crate) enum Select {
 }
 
 /// Applies `layers` in order into `root` (an empty directory).
-pub(crate) fn unpack_layers(layers: &[LayerBlob], select: Select, root: &Path, reference: &str) -> Result<()> {
+pub(crate) fn unpack_layers(
+    layers: &[LayerBlob],
+    select: Select,
+    root: &Path,
+    reference: &str,
+) -> Result<()> {
     for (i, layer) in layers.iter().enumerate() {
-        let fail = |message: String| Error::artifact(ErrorKind::Terminal, reference, format!("layer {i}: {message}"));
+        let fail = |message: String| {
+            Error::artifact(
+                ErrorKind::Terminal,
+                reference,
+                format!("layer {i}: {message}"),
+            )
+        };
         let mut file = File::open(&layer.path).map_err(|e| Error::io(&layer.path, e))?;
         let mut magic = [0u8; 2];
         let n = read_up_to(&mut file, &mut magic).map_err(|e| Error::io(&layer.path, e))?;
@@ -43,15 +54,23 @@ pub(crate) fn unpack_layers(layers: &[LayerBlob], select: Select, root: &Path, r
         let is_tar_type = layer.media_type.contains("tar");
         match (&layer.title, is_tar_type, select) {
             (Some(title), false, Select::Root) => {
-                let target = root.join(safe_relative(Path::new(title)).ok_or_else(|| fail(format!("unsafe file name {title:?}")))?);
+                let target = root.join(
+                    safe_relative(Path::new(title))
+                        .ok_or_else(|| fail(format!("unsafe file name {title:?}")))?,
+                );
                 if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 }
                 fs::copy(&layer.path, &target).map_err(|e| Error::io(&target, e))?;
                 continue;
             }
-            (_, false, _) if !layer.media_type.is_empty() && !layer.media_type.contains("rootfs") => {
-                return Err(fail(format!("media type {} is not a tar layer", layer.media_type)));
+            (_, false, _)
+                if !layer.media_type.is_empty() && !layer.media_type.contains("rootfs") =>
+            {
+                return Err(fail(format!(
+                    "media type {} is not a tar layer",
+                    layer.media_type
+                )));
             }
             _ => {}
         }
@@ -71,17 +90,31 @@ pub(crate) fn unpack_layers(layers: &[LayerBlob], select: Select, root: &Path, r
 /// Every link must resolve inside `root`: lexical checks alone miss chains such as
 /// `b -> .` followed by `a -> b/..`.
 fn check_links(root: &Path) -> Result<(), String> {
-    let canonical_root = root.canonicalize().map_err(|e| format!("{}: {e}", root.display()))?;
+    let canonical_root = root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", root.display()))?;
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
         for entry in fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
             let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-            let kind = entry.file_type().map_err(|e| format!("{}: {e}", entry.path().display()))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| format!("{}: {e}", entry.path().display()))?;
             if kind.is_symlink() {
-                let inside = entry.path().canonicalize().is_ok_and(|p| p.starts_with(&canonical_root));
+                let inside = entry
+                    .path()
+                    .canonicalize()
+                    .is_ok_and(|p| p.starts_with(&canonical_root));
                 if !inside {
-                    let rel = entry.path().strip_prefix(root).unwrap_or(&entry.path()).to_path_buf();
-                    return Err(format!("link {} is dangling or points outside the destination", rel.display()));
+                    let rel = entry
+                        .path()
+                        .strip_prefix(root)
+                        .unwrap_or(&entry.path())
+                        .to_path_buf();
+                    return Err(format!(
+                        "link {} is dangling or points outside the destination",
+                        rel.display()
+                    ));
                 }
             } else if kind.is_dir() {
                 pending.push(entry.path());
@@ -119,19 +152,32 @@ fn safe_relative(path: &Path) -> Option<PathBuf> {
 fn selected(path: &Path, select: Select) -> Option<PathBuf> {
     match select {
         Select::Root => Some(path.to_path_buf()),
-        Select::Data => path.strip_prefix(super::layout::DATA_DIR).ok().map(Path::to_path_buf),
+        Select::Data => path
+            .strip_prefix(super::layout::DATA_DIR)
+            .ok()
+            .map(Path::to_path_buf),
     }
 }
 
 fn apply_tar(reader: impl Read, select: Select, root: &Path) -> Result<(), String> {
-    let canonical_root = root.canonicalize().map_err(|e| format!("{}: {e}", root.display()))?;
+    let canonical_root = root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", root.display()))?;
     let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(|e| format!("not a tar archive: {e}"))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("not a tar archive: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("corrupt tar archive: {e}"))?;
-        let raw = entry.path().map_err(|e| format!("bad entry name: {e}"))?.into_owned();
-        let path = safe_relative(&raw).ok_or_else(|| format!("entry {} escapes the image root", raw.display()))?;
-        let Some(rel) = selected(&path, select) else { continue };
+        let raw = entry
+            .path()
+            .map_err(|e| format!("bad entry name: {e}"))?
+            .into_owned();
+        let path = safe_relative(&raw)
+            .ok_or_else(|| format!("entry {} escapes the image root", raw.display()))?;
+        let Some(rel) = selected(&path, select) else {
+            continue;
+        };
         let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if let Some(hidden) = name.strip_prefix(".wh.") {
             let dir = root.join(rel.parent().unwrap_or(Path::new("")));
@@ -144,9 +190,14 @@ fn apply_tar(reader: impl Read, select: Select, root: &Path) -> Result<(), Strin
         }
         let parent = target.parent().unwrap_or(root);
         fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        let parent_real = parent.canonicalize().map_err(|e| format!("{}: {e}", parent.display()))?;
+        let parent_real = parent
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", parent.display()))?;
         if !parent_real.starts_with(&canonical_root) {
-            return Err(format!("entry {} resolves outside the destination", raw.display()));
+            return Err(format!(
+                "entry {} resolves outside the destination",
+                raw.display()
+            ));
         }
         let kind = entry.header().entry_type();
         if kind.is_dir() {
@@ -161,30 +212,51 @@ fn apply_tar(reader: impl Read, select: Select, root: &Path) -> Result<(), Strin
             remove(&target)?;
         }
         if kind.is_file() || kind == tar::EntryType::Continuous {
-            let mut out = File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+            let mut out =
+                File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
             io::copy(&mut entry, &mut out).map_err(|e| format!("{}: {e}", raw.display()))?;
         } else if kind.is_symlink() {
-            let link = entry.link_name().map_err(|e| format!("bad link: {e}"))?.unwrap_or_default().into_owned();
+            let link = entry
+                .link_name()
+                .map_err(|e| format!("bad link: {e}"))?
+                .unwrap_or_default()
+                .into_owned();
             let resolved = if link.is_absolute() {
                 safe_relative(&link).and_then(|l| selected(&l, select))
             } else {
                 normalize(&rel.parent().unwrap_or(Path::new("")).join(&link))
             };
             let Some(resolved) = resolved else {
-                return Err(format!("link {} -> {} points outside the destination", raw.display(), link.display()));
+                return Err(format!(
+                    "link {} -> {} points outside the destination",
+                    raw.display(),
+                    link.display()
+                ));
             };
             // Always written relative, so the tree stays valid wherever it is moved.
             let mut relative = PathBuf::new();
             for _ in 1..rel.components().count() {
                 relative.push("..");
             }
-            symlink(&relative.join(resolved), &target).map_err(|e| format!("{}: {e}", target.display()))?;
+            symlink(&relative.join(resolved), &target)
+                .map_err(|e| format!("{}: {e}", target.display()))?;
         } else if kind.is_hard_link() {
-            let link = entry.link_name().map_err(|e| format!("bad link: {e}"))?.unwrap_or_default().into_owned();
+            let link = entry
+                .link_name()
+                .map_err(|e| format!("bad link: {e}"))?
+                .unwrap_or_default()
+                .into_owned();
             let source = safe_relative(&link)
                 .and_then(|l| selected(&l, select))
-                .ok_or_else(|| format!("hard link {} -> {} points outside the destination", raw.display(), link.display()))?;
-            fs::copy(root.join(&source), &target).map_err(|e| format!("hard link {}: {e}", raw.display()))?;
+                .ok_or_else(|| {
+                    format!(
+                        "hard link {} -> {} points outside the destination",
+                        raw.display(),
+                        link.display()
+                    )
+                })?;
+            fs::copy(root.join(&source), &target)
+                .map_err(|e| format!("hard link {}: {e}", raw.display()))?;
         }
         // Devices, fifos and other specials have no place in a data directory; they are skipped.
     }
@@ -216,19 +288,31 @@ fn symlink(link: &Path, target: &Path) -> io::Result<()> {
 
 #[cfg(not(unix))]
 fn symlink(_: &Path, target: &Path) -> io::Result<()> {
-    Err(io::Error::other(format!("symbolic links are not supported here: {}", target.display())))
+    Err(io::Error::other(format!(
+        "symbolic links are not supported here: {}",
+        target.display()
+    )))
 }
 
 fn remove(path: &Path) -> Result<(), String> {
     let meta = fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let res = if meta.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+    let res = if meta.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
     res.map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn whiteout(dir: &Path, hidden: &str, canonical_root: &Path) -> Result<(), String> {
-    let Ok(real) = dir.canonicalize() else { return Ok(()) };
+    let Ok(real) = dir.canonicalize() else {
+        return Ok(());
+    };
     if !real.starts_with(canonical_root) {
-        return Err(format!("whiteout in {} resolves outside the destination", dir.display()));
+        return Err(format!(
+            "whiteout in {} resolves outside the destination",
+            dir.display()
+        ));
     }
     if hidden == ".wh..opq" {
         for entry in fs::read_dir(&real).map_err(|e| format!("{}: {e}", real.display()))? {
@@ -286,7 +370,11 @@ mod tests {
         };
         let path = dir.join(name);
         fs::write(&path, bytes).unwrap();
-        LayerBlob { path, media_type: "application/vnd.oci.image.layer.v1.tar".into(), title: None }
+        LayerBlob {
+            path,
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            title: None,
+        }
     }
 
     fn unpack(layers: &[LayerBlob]) -> (tempfile::TempDir, Result<()>) {
@@ -299,13 +387,24 @@ mod tests {
     fn layers_apply_in_order_with_whiteouts_and_only_data_is_kept() {
         let tmp = tempfile::tempdir().unwrap();
         let l1 = tar(
-            &[E::Dir("data/"), E::File("data/a.json", b"old"), E::File("data/gone.txt", b"x"), E::File("etc/passwd", b"no"), E::File("data/sub/s", b"s")],
+            &[
+                E::Dir("data/"),
+                E::File("data/a.json", b"old"),
+                E::File("data/gone.txt", b"x"),
+                E::File("etc/passwd", b"no"),
+                E::File("data/sub/s", b"s"),
+            ],
             true,
             tmp.path(),
             "l1",
         );
         let l2 = tar(
-            &[E::File("./data/a.json", b"new"), E::File("data/.wh.gone.txt", b""), E::File("data/sub/.wh..wh..opq", b""), E::Link("data/ln", "a.json")],
+            &[
+                E::File("./data/a.json", b"new"),
+                E::File("data/.wh.gone.txt", b""),
+                E::File("data/sub/.wh..wh..opq", b""),
+                E::Link("data/ln", "a.json"),
+            ],
             false,
             tmp.path(),
             "l2",
@@ -340,11 +439,23 @@ mod tests {
     #[test]
     fn writes_through_an_inside_link_stay_inside_and_absolute_data_links_are_rewritten() {
         let tmp = tempfile::tempdir().unwrap();
-        let layer = tar(&[E::Dir("data/real/"), E::Link("data/alias", "/data/real"), E::File("data/alias/f", b"1")], false, tmp.path(), "l");
+        let layer = tar(
+            &[
+                E::Dir("data/real/"),
+                E::Link("data/alias", "/data/real"),
+                E::File("data/alias/f", b"1"),
+            ],
+            false,
+            tmp.path(),
+            "l",
+        );
         let (out, res) = unpack(&[layer]);
         res.unwrap();
         assert_eq!(fs::read(out.path().join("real/f")).unwrap(), b"1");
-        assert_eq!(fs::read_link(out.path().join("alias")).unwrap(), Path::new("real"));
+        assert_eq!(
+            fs::read_link(out.path().join("alias")).unwrap(),
+            Path::new("real")
+        );
     }
 
     #[test]
@@ -352,11 +463,18 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("blob");
         fs::write(&path, b"weights").unwrap();
-        let blob = || LayerBlob { path: path.clone(), media_type: "application/vnd.oci.image.layer.v1.raw".into(), title: Some("model.safetensors".into()) };
+        let blob = || LayerBlob {
+            path: path.clone(),
+            media_type: "application/vnd.oci.image.layer.v1.raw".into(),
+            title: Some("model.safetensors".into()),
+        };
         let (_o, res) = unpack(&[blob()]);
         assert!(res.unwrap_err().to_string().contains("not a tar layer"));
         let out = tempfile::tempdir().unwrap();
         unpack_layers(&[blob()], Select::Root, out.path(), "r").unwrap();
-        assert_eq!(fs::read(out.path().join("model.safetensors")).unwrap(), b"weights");
+        assert_eq!(
+            fs::read(out.path().join("model.safetensors")).unwrap(),
+            b"weights"
+        );
     }
 }

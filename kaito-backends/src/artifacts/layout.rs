@@ -59,7 +59,10 @@ pub struct BuiltImage {
 pub fn build_image(dir: &Path, annotations: &BTreeMap<String, String>) -> Result<BuiltImage> {
     let files = list_files(dir)?;
     if !files.iter().any(|(_, is_dir)| !is_dir) {
-        return Err(Error::invalid(dir.display().to_string(), "directory holds no files to push"));
+        return Err(Error::invalid(
+            dir.display().to_string(),
+            "directory holds no files to push",
+        ));
     }
     let scratch = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let layer_path = scratch.path().join("layer.tar.gz");
@@ -82,7 +85,8 @@ pub fn build_image(dir: &Path, annotations: &BTreeMap<String, String>) -> Result
     if !annotations.is_empty() {
         manifest["annotations"] = json!(annotations);
     }
-    let manifest = serde_json::to_vec(&manifest).map_err(|e| Error::invalid("image manifest", e.to_string()))?;
+    let manifest = serde_json::to_vec(&manifest)
+        .map_err(|e| Error::invalid("image manifest", e.to_string()))?;
     let manifest_digest = sha256_digest(&manifest);
     Ok(BuiltImage {
         layer_path,
@@ -122,7 +126,10 @@ fn list_files(dir: &Path) -> Result<Vec<(PathBuf, bool)>> {
             } else if kind.is_file() {
                 out.push((child, false));
             } else {
-                return Err(Error::invalid(entry.path().display().to_string(), "only regular files and directories can be pushed"));
+                return Err(Error::invalid(
+                    entry.path().display().to_string(),
+                    "only regular files and directories can be pushed",
+                ));
             }
         }
     }
@@ -150,11 +157,23 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-fn write_layer(dir: &Path, files: &[(PathBuf, bool)], out: &Path) -> io::Result<(String, String, u64)> {
+fn write_layer(
+    dir: &Path,
+    files: &[(PathBuf, bool)],
+    out: &Path,
+) -> io::Result<(String, String, u64)> {
     let file = BufWriter::new(File::create(out)?);
-    let compressed = HashingWriter { inner: file, hasher: Sha256::new(), written: 0 };
+    let compressed = HashingWriter {
+        inner: file,
+        hasher: Sha256::new(),
+        written: 0,
+    };
     let gz = GzEncoder::new(compressed, Compression::best());
-    let tar_hash = HashingWriter { inner: gz, hasher: Sha256::new(), written: 0 };
+    let tar_hash = HashingWriter {
+        inner: gz,
+        hasher: Sha256::new(),
+        written: 0,
+    };
     let mut builder = tar::Builder::new(tar_hash);
     builder.append_data(&mut header(true, 0), format!("{DATA_DIR}/"), io::empty())?;
     for (rel, is_dir) in files {
@@ -177,7 +196,11 @@ fn write_layer(dir: &Path, files: &[(PathBuf, bool)], out: &Path) -> io::Result<
 
 fn header(is_dir: bool, size: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
-    h.set_entry_type(if is_dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+    h.set_entry_type(if is_dir {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
     h.set_mode(if is_dir { 0o755 } else { 0o644 });
     h.set_size(size);
     h.set_mtime(0);
@@ -188,7 +211,11 @@ fn header(is_dir: bool, size: u64) -> tar::Header {
 
 /// Maps a JSON parse failure of a manifest or config to a terminal artifact error.
 pub(crate) fn malformed(reference: &str, what: &str, err: impl std::fmt::Display) -> Error {
-    Error::artifact(ErrorKind::Terminal, reference, format!("malformed {what}: {err}"))
+    Error::artifact(
+        ErrorKind::Terminal,
+        reference,
+        format!("malformed {what}: {err}"),
+    )
 }
 
 #[cfg(test)]
@@ -198,7 +225,11 @@ mod tests {
     fn adapter_dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("adapter_config.json"), br#"{"r":8}"#).unwrap();
-        std::fs::write(dir.path().join("adapter_model.safetensors"), vec![7u8; 3000]).unwrap();
+        std::fs::write(
+            dir.path().join("adapter_model.safetensors"),
+            vec![7u8; 3000],
+        )
+        .unwrap();
         std::fs::create_dir(dir.path().join("extra")).unwrap();
         std::fs::write(dir.path().join("extra/notes.txt"), b"hi").unwrap();
         dir
@@ -208,10 +239,17 @@ mod tests {
     fn same_content_same_digests_regardless_of_mtime() {
         let a = adapter_dir();
         let b = adapter_dir();
-        let file = File::options().write(true).open(b.path().join("adapter_config.json")).unwrap();
-        file.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(99)).unwrap();
+        let file = File::options()
+            .write(true)
+            .open(b.path().join("adapter_config.json"))
+            .unwrap();
+        file.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(99))
+            .unwrap();
         let ann = BTreeMap::from([(MODEL_NAME_ANNOTATION.to_string(), "phi-3".to_string())]);
-        let (x, y) = (build_image(a.path(), &ann).unwrap(), build_image(b.path(), &ann).unwrap());
+        let (x, y) = (
+            build_image(a.path(), &ann).unwrap(),
+            build_image(b.path(), &ann).unwrap(),
+        );
         assert_eq!(x.manifest_digest, y.manifest_digest);
         assert_eq!(x.diff_id, y.diff_id);
         let other = build_image(a.path(), &BTreeMap::new()).unwrap();
@@ -228,11 +266,20 @@ mod tests {
         io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut tar_bytes).unwrap();
         assert_eq!(sha256_digest(&tar_bytes), img.diff_id);
         let mut archive = tar::Archive::new(&tar_bytes[..]);
-        let names: Vec<String> =
-            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
         assert_eq!(
             names,
-            ["data/", "data/adapter_config.json", "data/adapter_model.safetensors", "data/extra", "data/extra/notes.txt"]
+            [
+                "data/",
+                "data/adapter_config.json",
+                "data/adapter_model.safetensors",
+                "data/extra",
+                "data/extra/notes.txt"
+            ]
         );
         let config: serde_json::Value = serde_json::from_slice(&img.config).unwrap();
         assert_eq!(config["rootfs"]["diff_ids"][0], img.diff_id.as_str());

@@ -100,9 +100,17 @@ impl OciRegistryStore {
         let (dir_owned, ann) = (dir.to_path_buf(), annotations.clone());
         let built = tokio::task::spawn_blocking(move || build_image(&dir_owned, &ann))
             .await
-            .map_err(|e| Error::artifact(ErrorKind::Terminal, reference, format!("building the image failed: {e}")))??;
+            .map_err(|e| {
+                Error::artifact(
+                    ErrorKind::Terminal,
+                    reference,
+                    format!("building the image failed: {e}"),
+                )
+            })??;
         let client = self.client();
-        client.store_auth_if_needed(image.resolve_registry(), &to_auth(credentials)).await;
+        client
+            .store_auth_if_needed(image.resolve_registry(), &to_auth(credentials))
+            .await;
         let retry = &self.config.retry;
 
         retry
@@ -111,13 +119,24 @@ impl OciRegistryStore {
                     return Ok(());
                 }
                 let pushed = if built.layer_size <= IN_MEMORY_LAYER {
-                    let data = tokio::fs::read(&built.layer_path).await.map_err(|e| Error::io(&built.layer_path, e))?;
+                    let data = tokio::fs::read(&built.layer_path)
+                        .await
+                        .map_err(|e| Error::io(&built.layer_path, e))?;
                     client.push_blob(&image, data, &built.layer_digest).await
                 } else {
                     let stream = file_stream(built.layer_path.clone()).await?;
-                    client.push_blob_stream(&image, stream, &built.layer_digest, Some(built.layer_size)).await
+                    client
+                        .push_blob_stream(
+                            &image,
+                            stream,
+                            &built.layer_digest,
+                            Some(built.layer_size),
+                        )
+                        .await
                 };
-                pushed.map(drop).map_err(|e| classify(e, reference, "uploading the layer"))
+                pushed
+                    .map(drop)
+                    .map_err(|e| classify(e, reference, "uploading the layer"))
             })
             .await?;
         retry
@@ -145,7 +164,10 @@ impl OciRegistryStore {
             })
             .await?;
         tracing::info!(reference, digest = %built.manifest_digest, "pushed image");
-        Ok(ImageDigest { reference: image.whole(), digest: built.manifest_digest.clone() })
+        Ok(ImageDigest {
+            reference: image.whole(),
+            digest: built.manifest_digest.clone(),
+        })
     }
 
     /// Pulls `reference` and extracts the selected part into `dest` (absent or empty).
@@ -162,7 +184,10 @@ impl OciRegistryStore {
         let retry = &self.config.retry;
         let (manifest, digest) = retry
             .run("manifest download", || async {
-                client.pull_image_manifest(&image, &auth).await.map_err(|e| classify(e, reference, "fetching the manifest"))
+                client
+                    .pull_image_manifest(&image, &auth)
+                    .await
+                    .map_err(|e| classify(e, reference, "fetching the manifest"))
             })
             .await?;
         let staging = Staging::new(dest)?;
@@ -175,32 +200,64 @@ impl OciRegistryStore {
             let path = blobs.path().join(format!("layer-{i}"));
             retry
                 .run("layer download", || async {
-                    let file = tokio::fs::File::create(&path).await.map_err(|e| Error::io(&path, e))?;
+                    let file = tokio::fs::File::create(&path)
+                        .await
+                        .map_err(|e| Error::io(&path, e))?;
                     // pull_blob checks the bytes against the layer digest before returning Ok.
-                    client.pull_blob(&image, layer, file).await.map_err(|e| classify(e, reference, &format!("downloading layer {}", layer.digest)))
+                    client.pull_blob(&image, layer, file).await.map_err(|e| {
+                        classify(e, reference, &format!("downloading layer {}", layer.digest))
+                    })
                 })
                 .await?;
-            let title = layer.annotations.as_ref().and_then(|a| a.get("org.opencontainers.image.title").cloned());
-            layers.push(LayerBlob { path, media_type: layer.media_type.clone(), title });
+            let title = layer
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("org.opencontainers.image.title").cloned());
+            layers.push(LayerBlob {
+                path,
+                media_type: layer.media_type.clone(),
+                title,
+            });
         }
         let (root, reference_owned) = (staging.path().to_path_buf(), reference.to_string());
-        tokio::task::spawn_blocking(move || unpack_layers(&layers, select, &root, &reference_owned))
-            .await
-            .map_err(|e| Error::artifact(ErrorKind::Terminal, reference, format!("extraction failed: {e}")))??;
+        tokio::task::spawn_blocking(move || {
+            unpack_layers(&layers, select, &root, &reference_owned)
+        })
+        .await
+        .map_err(|e| {
+            Error::artifact(
+                ErrorKind::Terminal,
+                reference,
+                format!("extraction failed: {e}"),
+            )
+        })??;
         drop(blobs);
         staging.commit()?;
         tracing::info!(reference, %digest, dest = %dest.display(), "pulled image");
-        Ok(ImageDigest { reference: image.whole(), digest })
+        Ok(ImageDigest {
+            reference: image.whole(),
+            digest,
+        })
     }
 
     /// Pulls a weights image whole into `dest`: tar layers extracted, ORAS file blobs written
     /// under their title.
-    pub async fn pull_weights(&self, reference: &str, credentials: &RegistryCredentials, dest: &Path) -> Result<ImageDigest> {
-        self.pull_select(reference, credentials, dest, Select::Root).await
+    pub async fn pull_weights(
+        &self,
+        reference: &str,
+        credentials: &RegistryCredentials,
+        dest: &Path,
+    ) -> Result<ImageDigest> {
+        self.pull_select(reference, credentials, dest, Select::Root)
+            .await
     }
 
     /// The manifest digest `reference` currently points at.
-    pub async fn manifest_digest(&self, reference: &str, credentials: &RegistryCredentials) -> Result<String> {
+    pub async fn manifest_digest(
+        &self,
+        reference: &str,
+        credentials: &RegistryCredentials,
+    ) -> Result<String> {
         let image = parse_reference(reference)?;
         let client = self.client();
         let auth = to_auth(credentials);
@@ -217,8 +274,14 @@ impl OciRegistryStore {
     }
 
     /// Pulls `reference` and extracts the image's `/data` into `dest` (absent or empty).
-    pub async fn pull_data(&self, reference: &str, credentials: &RegistryCredentials, dest: &Path) -> Result<ImageDigest> {
-        self.pull_select(reference, credentials, dest, Select::Data).await
+    pub async fn pull_data(
+        &self,
+        reference: &str,
+        credentials: &RegistryCredentials,
+        dest: &Path,
+    ) -> Result<ImageDigest> {
+        self.pull_select(reference, credentials, dest, Select::Data)
+            .await
     }
 }
 
@@ -231,19 +294,30 @@ impl ArtifactStore for OciRegistryStore {
         credentials: &RegistryCredentials,
         annotations: &BTreeMap<String, String>,
     ) -> kaito_core::Result<ImageDigest> {
-        Ok(self.push_dir(dir, reference, credentials, annotations).await?)
+        Ok(self
+            .push_dir(dir, reference, credentials, annotations)
+            .await?)
     }
 
-    async fn pull(&self, reference: &str, credentials: &RegistryCredentials, dest: &Path) -> kaito_core::Result<ImageDigest> {
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: &RegistryCredentials,
+        dest: &Path,
+    ) -> kaito_core::Result<ImageDigest> {
         Ok(self.pull_data(reference, credentials, dest).await?)
     }
 }
 
 /// Parses an image reference, naming it in the error.
 pub fn parse_reference(reference: &str) -> Result<Reference> {
-    reference
-        .parse::<Reference>()
-        .map_err(|e| Error::artifact(ErrorKind::InvalidInput, reference, format!("not a valid image reference: {e}")))
+    reference.parse::<Reference>().map_err(|e| {
+        Error::artifact(
+            ErrorKind::InvalidInput,
+            reference,
+            format!("not a valid image reference: {e}"),
+        )
+    })
 }
 
 fn to_auth(credentials: &RegistryCredentials) -> RegistryAuth {
@@ -257,17 +331,26 @@ fn to_auth(credentials: &RegistryCredentials) -> RegistryAuth {
 }
 
 async fn exists(client: &Client, image: &Reference, digest: &str, reference: &str) -> Result<bool> {
-    client.blob_exists(image, digest).await.map_err(|e| classify(e, reference, "checking for an existing blob"))
+    client
+        .blob_exists(image, digest)
+        .await
+        .map_err(|e| classify(e, reference, "checking for an existing blob"))
 }
 
 async fn file_stream(
     path: std::path::PathBuf,
-) -> Result<impl futures::Stream<Item = oci_client::errors::Result<bytes::Bytes>> + Send + 'static> {
+) -> Result<impl futures::Stream<Item = oci_client::errors::Result<bytes::Bytes>> + Send + 'static>
+{
     use tokio::io::AsyncReadExt;
-    let file = tokio::fs::File::open(&path).await.map_err(|e| Error::io(&path, e))?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| Error::io(&path, e))?;
     Ok(futures::stream::try_unfold(file, |mut file| async move {
         let mut buf = vec![0u8; 4 << 20];
-        let n = file.read(&mut buf).await.map_err(OciDistributionError::IoError)?;
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(OciDistributionError::IoError)?;
         if n == 0 {
             return Ok::<_, OciDistributionError>(None);
         }

@@ -23,20 +23,30 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { attempts: 5, initial_delay: Duration::from_millis(500), max_delay: Duration::from_secs(10) }
+        Self {
+            attempts: 5,
+            initial_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+        }
     }
 }
 
 impl RetryPolicy {
     /// A policy that never retries (for tests and for callers that retry themselves).
     pub fn none() -> Self {
-        Self { attempts: 1, initial_delay: Duration::ZERO, max_delay: Duration::ZERO }
+        Self {
+            attempts: 1,
+            initial_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        }
     }
 
     /// The delay after failed try number `attempt` (0-based).
     pub fn delay(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.min(16));
-        self.initial_delay.saturating_mul(factor).min(self.max_delay)
+        self.initial_delay
+            .saturating_mul(factor)
+            .min(self.max_delay)
     }
 
     /// Runs `call` until it succeeds, fails with a non-retryable error, or the tries run out.
@@ -70,12 +80,20 @@ mod tests {
     use crate::Error;
 
     fn quick(attempts: u32) -> RetryPolicy {
-        RetryPolicy { attempts, initial_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) }
+        RetryPolicy {
+            attempts,
+            initial_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        }
     }
 
     #[test]
     fn delay_doubles_up_to_the_cap() {
-        let p = RetryPolicy { attempts: 9, initial_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        let p = RetryPolicy {
+            attempts: 9,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
         assert_eq!(p.delay(0), Duration::from_millis(100));
         assert_eq!(p.delay(2), Duration::from_millis(400));
         assert_eq!(p.delay(8), Duration::from_secs(1));
@@ -107,6 +125,9 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert_eq!((err.kind(), calls.load(Ordering::SeqCst)), (ErrorKind::NotFound, 1));
+        assert_eq!(
+            (err.kind(), calls.load(Ordering::SeqCst)),
+            (ErrorKind::NotFound, 1)
+        );
     }
 }

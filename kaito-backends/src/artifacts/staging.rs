@@ -21,7 +21,11 @@ pub struct Staging {
 impl Staging {
     /// Prepares staging for `dest`, which must be absent or an empty directory.
     pub fn new(dest: &Path) -> Result<Self> {
-        let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("dest").to_string();
+        let name = dest
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("dest")
+            .to_string();
         let dest_existed = match fs::read_dir(dest) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
@@ -39,7 +43,10 @@ impl Staging {
         let parent = if dest_existed {
             dest.to_path_buf()
         } else {
-            let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = dest
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
             parent.to_path_buf()
         };
@@ -47,7 +54,11 @@ impl Staging {
             .prefix(&format!(".{name}.partial-"))
             .tempdir_in(&parent)
             .map_err(|e| Error::io(&parent, e))?;
-        Ok(Self { dir, dest: dest.to_path_buf(), dest_existed })
+        Ok(Self {
+            dir,
+            dest: dest.to_path_buf(),
+            dest_existed,
+        })
     }
 
     /// Where content is assembled.
@@ -101,7 +112,10 @@ mod tests {
         let staging = Staging::new(tmp.path()).unwrap();
         fs::write(staging.path().join("f"), b"x").unwrap();
         staging.commit().unwrap();
-        let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["f"]);
         let err = Staging::new(tmp.path()).err().unwrap();
         assert!(err.to_string().contains("not empty"), "{err}");

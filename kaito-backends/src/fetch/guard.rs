@@ -61,7 +61,10 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 /// Checks a URL's scheme and, for a literal IP host, the address.
 pub(crate) fn check_url(url: &Url, allow_private: bool) -> Result<(), String> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("scheme {:?} is not allowed (http or https only)", url.scheme()));
+        return Err(format!(
+            "scheme {:?} is not allowed (http or https only)",
+            url.scheme()
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("credentials in the URL are not allowed".to_string());
@@ -87,7 +90,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(resolve_checked(name.as_str().to_string(), self.allow_private))
+        Box::pin(resolve_checked(
+            name.as_str().to_string(),
+            self.allow_private,
+        ))
     }
 }
 
@@ -95,7 +101,10 @@ async fn resolve_checked(host: String, allow_private: bool) -> Result<Addrs, Box
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
     if !allow_private {
         if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
-            let msg = format!("host {host} resolves to {}, a loopback, private or link-local address", bad.ip());
+            let msg = format!(
+                "host {host} resolves to {}, a loopback, private or link-local address",
+                bad.ip()
+            );
             return Err(Box::new(BlockedAddress(msg)));
         }
     }
@@ -108,7 +117,19 @@ mod tests {
 
     #[test]
     fn private_and_special_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:10.0.0.1", "0.0.0.0"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "0.0.0.0",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "20.50.1.1", "2606:4700::1111"] {
@@ -120,17 +141,34 @@ mod tests {
     fn urls_are_checked_before_connecting() {
         let check = |u: &str, allow| check_url(&Url::parse(u).unwrap(), allow);
         assert!(check("https://data.example.com/a.json", false).is_ok());
-        assert!(check("ftp://data.example.com/a.json", false).unwrap_err().contains("scheme"));
-        assert!(check("http://169.254.169.254/latest", false).unwrap_err().contains("169.254.169.254"));
+        assert!(
+            check("ftp://data.example.com/a.json", false)
+                .unwrap_err()
+                .contains("scheme")
+        );
+        assert!(
+            check("http://169.254.169.254/latest", false)
+                .unwrap_err()
+                .contains("169.254.169.254")
+        );
         // Names are judged by what they resolve to (GuardedResolver), not by their text.
         assert!(check("http://localhost:8080/x", false).is_ok());
         assert!(check("http://127.0.0.1:8080/x", true).is_ok());
-        assert!(check("https://user:pw@example.com/x", false).unwrap_err().contains("credentials"));
+        assert!(
+            check("https://user:pw@example.com/x", false)
+                .unwrap_err()
+                .contains("credentials")
+        );
     }
 
     #[tokio::test]
     async fn resolver_refuses_names_of_private_addresses() {
-        let err = match (GuardedResolver { allow_private: false }).resolve("localhost".parse().unwrap()).await {
+        let err = match (GuardedResolver {
+            allow_private: false,
+        })
+        .resolve("localhost".parse().unwrap())
+        .await
+        {
             Err(e) => e,
             Ok(_) => panic!("localhost resolved"),
         };

@@ -44,9 +44,16 @@ impl Default for HubConfig {
         Self {
             endpoint: "https://huggingface.co".into(),
             token: None,
-            allow_patterns: ["*.json", "*.safetensors", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja"]
-                .map(String::from)
-                .to_vec(),
+            allow_patterns: [
+                "*.json",
+                "*.safetensors",
+                "tokenizer.model",
+                "*.tiktoken",
+                "*.txt",
+                "*.jinja",
+            ]
+            .map(String::from)
+            .to_vec(),
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(120),
@@ -109,7 +116,11 @@ impl HubClient {
 
     async fn send(&self, url: &str, repo: &str) -> Result<reqwest::Response> {
         let response = self.get(url).send().await.map_err(|e| {
-            let kind = if e.is_connect() || e.is_timeout() || e.is_request() { ErrorKind::Retryable } else { ErrorKind::Terminal };
+            let kind = if e.is_connect() || e.is_timeout() || e.is_request() {
+                ErrorKind::Retryable
+            } else {
+                ErrorKind::Terminal
+            };
             Error::download(kind, url, format!("request failed: {}", e.without_url()))
         })?;
         let status = response.status();
@@ -119,9 +130,14 @@ impl HubClient {
         let (kind, message) = match status.as_u16() {
             401 | 403 => (
                 ErrorKind::Unauthorized,
-                format!("HTTP {status}: {repo} is gated or private; check the modelAccessSecret token"),
+                format!(
+                    "HTTP {status}: {repo} is gated or private; check the modelAccessSecret token"
+                ),
             ),
-            404 => (ErrorKind::NotFound, format!("HTTP 404: {repo} or the file does not exist")),
+            404 => (
+                ErrorKind::NotFound,
+                format!("HTTP 404: {repo} or the file does not exist"),
+            ),
             429 | 500..=599 => (ErrorKind::Retryable, format!("HTTP {status}")),
             _ => (ErrorKind::Terminal, format!("HTTP {status}")),
         };
@@ -132,7 +148,11 @@ impl HubClient {
     /// directory. Files already in the snapshot are not fetched again.
     pub async fn snapshot(&self, repo: &str, revision: &str, cache: &Path) -> Result<PathBuf> {
         if repo.split('/').any(|p| p.is_empty() || p == "..") || revision.contains("..") {
-            return Err(Error::download(ErrorKind::InvalidInput, repo, "not a valid repository id or revision"));
+            return Err(Error::download(
+                ErrorKind::InvalidInput,
+                repo,
+                "not a valid repository id or revision",
+            ));
         }
         let base = self.config.endpoint.trim_end_matches('/');
         let repo_dir = repo_cache_dir(cache, repo);
@@ -143,7 +163,11 @@ impl HubClient {
             .run("hub model info", || async {
                 let response = self.send(&info_url, repo).await?;
                 response.json::<ModelInfo>().await.map_err(|e| {
-                    Error::download(ErrorKind::Terminal, &info_url, format!("unexpected answer: {}", e.without_url()))
+                    Error::download(
+                        ErrorKind::Terminal,
+                        &info_url,
+                        format!("unexpected answer: {}", e.without_url()),
+                    )
                 })
             })
             .await
@@ -151,19 +175,27 @@ impl HubClient {
             Ok(info) => info,
             // Offline with a cached snapshot of this revision: use it.
             Err(err) if err.kind() == ErrorKind::Retryable => {
-                let commit = tokio::fs::read_to_string(repo_dir.join("refs").join(revision)).await.map_err(|_| err)?;
+                let commit = tokio::fs::read_to_string(repo_dir.join("refs").join(revision))
+                    .await
+                    .map_err(|_| err)?;
                 tracing::warn!(repo, revision, "hub unreachable, using the cached snapshot");
                 return Ok(repo_dir.join("snapshots").join(commit.trim()));
             }
             Err(err) => return Err(err),
         };
         if info.sha.is_empty() || info.sha.contains('/') || info.sha.contains("..") {
-            return Err(Error::download(ErrorKind::Terminal, &info_url, "the answer has no valid commit sha"));
+            return Err(Error::download(
+                ErrorKind::Terminal,
+                &info_url,
+                "the answer has no valid commit sha",
+            ));
         }
         let snapshot = repo_dir.join("snapshots").join(&info.sha);
         let blobs = repo_dir.join("blobs");
         for dir in [&snapshot, &blobs, &repo_dir.join("refs")] {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir, e))?;
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| Error::io(dir, e))?;
         }
         let wanted: Vec<&str> = info
             .siblings
@@ -172,26 +204,45 @@ impl HubClient {
             .filter(|f| self.config.allow_patterns.iter().any(|p| glob(p, f)))
             .collect();
         if wanted.is_empty() {
-            return Err(Error::download(ErrorKind::NotFound, &info_url, "no files of the repository match the allowed patterns"));
+            return Err(Error::download(
+                ErrorKind::NotFound,
+                &info_url,
+                "no files of the repository match the allowed patterns",
+            ));
         }
         for file in wanted {
-            if file.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-                return Err(Error::download(ErrorKind::Terminal, &info_url, format!("unsafe file name {file:?}")));
+            if file
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..")
+            {
+                return Err(Error::download(
+                    ErrorKind::Terminal,
+                    &info_url,
+                    format!("unsafe file name {file:?}"),
+                ));
             }
             let target = snapshot.join(file);
             if tokio::fs::metadata(&target).await.is_ok() {
                 continue;
             }
             let url = format!("{base}/{repo}/resolve/{}/{file}", info.sha);
-            let blob = self.config.retry.run("hub download", || self.download_blob(&url, repo, &blobs)).await?;
+            let blob = self
+                .config
+                .retry
+                .run("hub download", || self.download_blob(&url, repo, &blobs))
+                .await?;
             link(&blob, &target, file.matches('/').count())?;
         }
         let ref_file = repo_dir.join("refs").join(revision);
         if revision != info.sha {
             if let Some(parent) = ref_file.parent() {
-                tokio::fs::create_dir_all(parent).await.map_err(|e| Error::io(parent, e))?;
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| Error::io(parent, e))?;
             }
-            tokio::fs::write(&ref_file, &info.sha).await.map_err(|e| Error::io(&ref_file, e))?;
+            tokio::fs::write(&ref_file, &info.sha)
+                .await
+                .map_err(|e| Error::io(&ref_file, e))?;
         }
         Ok(snapshot)
     }
@@ -204,20 +255,36 @@ impl HubClient {
             .get("x-linked-etag")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim_matches('"').to_string());
-        let tmp = tempfile::Builder::new().prefix(".incomplete-").tempfile_in(blobs).map_err(|e| Error::io(blobs, e))?;
-        let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?);
+        let tmp = tempfile::Builder::new()
+            .prefix(".incomplete-")
+            .tempfile_in(blobs)
+            .map_err(|e| Error::io(blobs, e))?;
+        let mut file =
+            tokio::fs::File::from_std(tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?);
         let mut hasher = Sha256::new();
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| Error::download(ErrorKind::Retryable, url, format!("download interrupted: {}", e.without_url())))?;
+            let chunk = chunk.map_err(|e| {
+                Error::download(
+                    ErrorKind::Retryable,
+                    url,
+                    format!("download interrupted: {}", e.without_url()),
+                )
+            })?;
             hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(|e| Error::io(tmp.path(), e))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(tmp.path(), e))?;
         }
         file.flush().await.map_err(|e| Error::io(tmp.path(), e))?;
         let sha = hex::encode(hasher.finalize());
         if let Some(expected) = linked.filter(|l| l.len() == 64) {
             if expected != sha {
-                return Err(Error::download(ErrorKind::Retryable, url, format!("content hash {sha} differs from the hub's {expected}")));
+                return Err(Error::download(
+                    ErrorKind::Retryable,
+                    url,
+                    format!("content hash {sha} differs from the hub's {expected}"),
+                ));
             }
         }
         let blob = blobs.join(&sha);

@@ -49,12 +49,17 @@ pub async fn fetch_tuning_input(
             downloader.download_all(urls, data_dir).await?;
             Ok(data_dir.to_path_buf())
         }
-        TuningInput::Image { reference, credentials } => {
+        TuningInput::Image {
+            reference,
+            credentials,
+        } => {
             registry.pull_data(reference, credentials, data_dir).await?;
             Ok(data_dir.to_path_buf())
         }
         TuningInput::Volume(path) => {
-            tokio::fs::metadata(path).await.map_err(|e| Error::io(path, e))?;
+            tokio::fs::metadata(path)
+                .await
+                .map_err(|e| Error::io(path, e))?;
             Ok(path.clone())
         }
     }

@@ -38,7 +38,11 @@ impl Default for UrlFetchConfig {
         Self {
             allow_private_addresses: false,
             max_bytes: 10 << 30,
-            retry: RetryPolicy { attempts: 3, initial_delay: Duration::from_secs(2), max_delay: Duration::from_secs(2) },
+            retry: RetryPolicy {
+                attempts: 3,
+                initial_delay: Duration::from_secs(2),
+                max_delay: Duration::from_secs(2),
+            },
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
         }
@@ -55,10 +59,23 @@ pub struct UrlDownloader {
 /// The file name KAITO gives the download of `url`: the last path segment, without query or
 /// fragment.
 pub fn file_name_for(url: &str) -> Result<String> {
-    let parsed = Url::parse(url).map_err(|e| Error::download(ErrorKind::InvalidInput, url, format!("not a valid URL: {e}")))?;
-    let name = parsed.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
+    let parsed = Url::parse(url).map_err(|e| {
+        Error::download(
+            ErrorKind::InvalidInput,
+            url,
+            format!("not a valid URL: {e}"),
+        )
+    })?;
+    let name = parsed
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or("");
     if name.is_empty() || name == "." || name == ".." {
-        return Err(Error::download(ErrorKind::InvalidInput, url, "the URL path has no file name"));
+        return Err(Error::download(
+            ErrorKind::InvalidInput,
+            url,
+            "the URL path has no file name",
+        ));
     }
     Ok(name.to_string())
 }
@@ -91,7 +108,9 @@ impl UrlDownloader {
 
     /// Downloads every URL into `dest` (created if needed); returns the files in URL order.
     pub async fn download_all(&self, urls: &[String], dest: &Path) -> Result<Vec<PathBuf>> {
-        tokio::fs::create_dir_all(dest).await.map_err(|e| Error::io(dest, e))?;
+        tokio::fs::create_dir_all(dest)
+            .await
+            .map_err(|e| Error::io(dest, e))?;
         let mut out = Vec::with_capacity(urls.len());
         for url in urls {
             out.push(self.download(url, dest).await?);
@@ -102,17 +121,26 @@ impl UrlDownloader {
     /// Downloads `url` into `dest/<file name>`.
     pub async fn download(&self, url: &str, dest: &Path) -> Result<PathBuf> {
         let name = file_name_for(url)?;
-        let parsed = Url::parse(url).map_err(|e| Error::download(ErrorKind::InvalidInput, url, e.to_string()))?;
+        let parsed = Url::parse(url)
+            .map_err(|e| Error::download(ErrorKind::InvalidInput, url, e.to_string()))?;
         check_url(&parsed, self.config.allow_private_addresses)
             .map_err(|reason| Error::download(ErrorKind::InvalidInput, url, reason))?;
         let target = dest.join(&name);
-        self.config.retry.run("download", || self.try_once(url, &target)).await?;
+        self.config
+            .retry
+            .run("download", || self.try_once(url, &target))
+            .await?;
         tracing::info!(url, file = %target.display(), "downloaded tuning input");
         Ok(target)
     }
 
     async fn try_once(&self, url: &str, target: &Path) -> Result<()> {
-        let response = self.http.get(url).send().await.map_err(|e| request_error(url, e))?;
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| request_error(url, e))?;
         let status = response.status();
         if status != reqwest::StatusCode::OK {
             let kind = match status.as_u16() {
@@ -121,34 +149,50 @@ impl UrlDownloader {
                 404 | 410 => ErrorKind::NotFound,
                 _ => ErrorKind::Terminal,
             };
-            return Err(Error::download(kind, url, format!("HTTP {status} (200 required)")));
+            return Err(Error::download(
+                kind,
+                url,
+                format!("HTTP {status} (200 required)"),
+            ));
         }
         let max = self.config.max_bytes;
         if let Some(len) = response.content_length().filter(|len| *len > max) {
-            return Err(Error::download(ErrorKind::InvalidInput, url, format!("too large: {len} bytes, the limit is {max}")));
+            return Err(Error::download(
+                ErrorKind::InvalidInput,
+                url,
+                format!("too large: {len} bytes, the limit is {max}"),
+            ));
         }
         let dir = target.parent().unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new()
             .prefix(".download-")
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir, e))?;
-        let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?);
+        let mut file =
+            tokio::fs::File::from_std(tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?);
         let mut written: u64 = 0;
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| request_error(url, e))?;
             written += chunk.len() as u64;
             if written > max {
-                return Err(Error::download(ErrorKind::InvalidInput, url, format!("too large: more than {max} bytes")));
+                return Err(Error::download(
+                    ErrorKind::InvalidInput,
+                    url,
+                    format!("too large: more than {max} bytes"),
+                ));
             }
-            file.write_all(&chunk).await.map_err(|e| Error::io(tmp.path(), e))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(tmp.path(), e))?;
         }
         file.flush().await.map_err(|e| Error::io(tmp.path(), e))?;
         drop(file);
         if written == 0 {
             return Err(Error::download(ErrorKind::Retryable, url, "empty body"));
         }
-        tmp.persist(target).map_err(|e| Error::io(target, e.error))?;
+        tmp.persist(target)
+            .map_err(|e| Error::io(target, e.error))?;
         Ok(())
     }
 }
@@ -176,10 +220,22 @@ fn request_error(url: &str, err: reqwest::Error) -> Error {
     } else {
         "request failed"
     };
-    let kind = if err.is_redirect() { ErrorKind::InvalidInput } else { ErrorKind::Retryable };
+    let kind = if err.is_redirect() {
+        ErrorKind::InvalidInput
+    } else {
+        ErrorKind::Retryable
+    };
     // reqwest puts the URL in its text; the error already names it once.
-    let detail: Vec<String> = detail.into_iter().map(|d| d.replace(url, "").replace(" for url ()", "")).collect();
-    Error::Download { kind, url: url.to_string(), message: format!("{what}: {}", detail.join(": ")), source: None }
+    let detail: Vec<String> = detail
+        .into_iter()
+        .map(|d| d.replace(url, "").replace(" for url ()", ""))
+        .collect();
+    Error::Download {
+        kind,
+        url: url.to_string(),
+        message: format!("{what}: {}", detail.join(": ")),
+        source: None,
+    }
 }
 
 #[cfg(test)]
@@ -188,9 +244,20 @@ mod tests {
 
     #[test]
     fn file_name_is_the_last_path_segment_without_query_or_fragment() {
-        assert_eq!(file_name_for("https://h.io/d/train.jsonl?sig=abc#x").unwrap(), "train.jsonl");
-        assert_eq!(file_name_for("https://h.io/a/b/data.parquet").unwrap(), "data.parquet");
-        assert!(file_name_for("https://h.io/dir/").unwrap_err().to_string().contains("no file name"));
+        assert_eq!(
+            file_name_for("https://h.io/d/train.jsonl?sig=abc#x").unwrap(),
+            "train.jsonl"
+        );
+        assert_eq!(
+            file_name_for("https://h.io/a/b/data.parquet").unwrap(),
+            "data.parquet"
+        );
+        assert!(
+            file_name_for("https://h.io/dir/")
+                .unwrap_err()
+                .to_string()
+                .contains("no file name")
+        );
         assert!(file_name_for("not a url").is_err());
     }
 }

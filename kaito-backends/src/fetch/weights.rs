@@ -48,36 +48,68 @@ pub async fn fetch_base_weights(
 ) -> Result<PathBuf> {
     match source {
         WeightsSource::LocalDir(dir) => {
-            let meta = tokio::fs::metadata(dir).await.map_err(|e| Error::io(dir, e))?;
+            let meta = tokio::fs::metadata(dir)
+                .await
+                .map_err(|e| Error::io(dir, e))?;
             if !meta.is_dir() {
-                return Err(Error::invalid(dir.display().to_string(), "weights path is not a directory"));
+                return Err(Error::invalid(
+                    dir.display().to_string(),
+                    "weights path is not a directory",
+                ));
             }
             Ok(dir.clone())
         }
-        WeightsSource::Hub { repo, revision } => HubClient::new(hub.clone())?.snapshot(repo, revision, cache).await,
-        WeightsSource::Image { reference, credentials } => {
+        WeightsSource::Hub { repo, revision } => {
+            HubClient::new(hub.clone())?
+                .snapshot(repo, revision, cache)
+                .await
+        }
+        WeightsSource::Image {
+            reference,
+            credentials,
+        } => {
             let parsed = parse_reference(reference)?;
-            let repo_dir = repo_cache_dir(cache, &format!("{}/{}", parsed.resolve_registry(), parsed.repository()));
+            let repo_dir = repo_cache_dir(
+                cache,
+                &format!("{}/{}", parsed.resolve_registry(), parsed.repository()),
+            );
             let digest = registry.manifest_digest(reference, credentials).await?;
-            let hex = digest.strip_prefix("sha256:").unwrap_or(&digest).to_string();
+            let hex = digest
+                .strip_prefix("sha256:")
+                .unwrap_or(&digest)
+                .to_string();
             let snapshot = repo_dir.join("snapshots").join(&hex);
             if tokio::fs::metadata(&snapshot).await.is_ok() {
                 return Ok(snapshot);
             }
-            let pulled = registry.pull_weights(reference, credentials, &snapshot).await?;
+            let pulled = registry
+                .pull_weights(reference, credentials, &snapshot)
+                .await?;
             if pulled.digest != digest {
                 // The tag moved between the two requests; keep what was pulled under its own digest.
-                let moved = repo_dir.join("snapshots").join(pulled.digest.trim_start_matches("sha256:"));
+                let moved = repo_dir
+                    .join("snapshots")
+                    .join(pulled.digest.trim_start_matches("sha256:"));
                 if tokio::fs::metadata(&moved).await.is_err() {
-                    tokio::fs::rename(&snapshot, &moved).await.map_err(|e| Error::io(&moved, e))?;
+                    tokio::fs::rename(&snapshot, &moved)
+                        .await
+                        .map_err(|e| Error::io(&moved, e))?;
                     return Ok(moved);
                 }
-                return Err(Error::artifact(ErrorKind::Retryable, reference, "the tag changed while pulling; retry"));
+                return Err(Error::artifact(
+                    ErrorKind::Retryable,
+                    reference,
+                    "the tag changed while pulling; retry",
+                ));
             }
             if let Some(tag) = parsed.tag() {
                 let refs = repo_dir.join("refs");
-                tokio::fs::create_dir_all(&refs).await.map_err(|e| Error::io(&refs, e))?;
-                tokio::fs::write(refs.join(tag), &hex).await.map_err(|e| Error::io(refs.join(tag), e))?;
+                tokio::fs::create_dir_all(&refs)
+                    .await
+                    .map_err(|e| Error::io(&refs, e))?;
+                tokio::fs::write(refs.join(tag), &hex)
+                    .await
+                    .map_err(|e| Error::io(refs.join(tag), e))?;
             }
             Ok(snapshot)
         }

@@ -5,8 +5,15 @@ use std::io::Read;
 use super::*;
 
 fn skopeo(args: &[&str]) {
-    let out = Command::new("skopeo").args(args).output().expect("skopeo (apt-get install skopeo)");
-    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo (apt-get install skopeo)");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -15,34 +22,62 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn tar_names(bytes: &[u8]) -> Vec<String> {
-    let reader: Box<dyn Read> =
-        if bytes.starts_with(&[0x1f, 0x8b]) { Box::new(flate2::read::GzDecoder::new(bytes)) } else { Box::new(bytes) };
-    tar::Archive::new(reader).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect()
+    let reader: Box<dyn Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(bytes))
+    } else {
+        Box::new(bytes)
+    };
+    tar::Archive::new(reader)
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect()
 }
 
 #[tokio::test]
 async fn skopeo_pulls_our_adapter_image_as_kaitos_puller_does() {
-    let Some(registry) = env_or_skip("KAITO_TEST_REGISTRY") else { return };
+    let Some(registry) = env_or_skip("KAITO_TEST_REGISTRY") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("adapter");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("adapter_config.json"), b"{\"r\":16}").unwrap();
     std::fs::write(src.join("adapter_model.safetensors"), vec![3u8; 100_000]).unwrap();
     let reference = format!("{registry}/kaito/skopeo-reads:v1");
-    store(RetryPolicy::default()).push_dir(&src, &reference, &RegistryCredentials::Anonymous, &phi3()).await.unwrap();
+    store(RetryPolicy::default())
+        .push_dir(&src, &reference, &RegistryCredentials::Anonymous, &phi3())
+        .await
+        .unwrap();
 
     let out = tmp.path().join("skopeo-dir");
     let dir_arg = format!("dir:{}", out.display());
-    skopeo(&["copy", "--src-tls-verify=false", "--dest-decompress", &format!("docker://{reference}"), &dir_arg]);
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["annotations"]["sh.kaito.model.name"], "phi-3-mini-4k-instruct");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-decompress",
+        &format!("docker://{reference}"),
+        &dir_arg,
+    ]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["annotations"]["sh.kaito.model.name"],
+        "phi-3-mini-4k-instruct"
+    );
     let mut names = Vec::new();
     for layer in manifest["layers"].as_array().unwrap() {
-        let hex = layer["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let hex = layer["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
         names.extend(tar_names(&std::fs::read(out.join(hex)).unwrap()));
     }
     names.retain(|n| !n.ends_with('/'));
-    assert_eq!(names, ["data/adapter_config.json", "data/adapter_model.safetensors"]);
+    assert_eq!(
+        names,
+        ["data/adapter_config.json", "data/adapter_model.safetensors"]
+    );
 }
 
 /// A `dir:` image of two layers (a plain tar, then a tar+gzip with a whiteout), as skopeo stores it.
@@ -60,8 +95,15 @@ fn skopeo_dir(root: &Path) -> PathBuf {
         }
         b.into_inner().unwrap()
     };
-    let layer1 = tar_of(&[("data/train.jsonl", b"{\"text\":\"a\"}\n"), ("data/old.txt", b"old"), ("bin/sh", b"x")]);
-    let layer2_tar = tar_of(&[("data/.wh.old.txt", b""), ("data/extra/b.csv", b"q,a\n1,2\n")]);
+    let layer1 = tar_of(&[
+        ("data/train.jsonl", b"{\"text\":\"a\"}\n"),
+        ("data/old.txt", b"old"),
+        ("bin/sh", b"x"),
+    ]);
+    let layer2_tar = tar_of(&[
+        ("data/.wh.old.txt", b""),
+        ("data/extra/b.csv", b"q,a\n1,2\n"),
+    ]);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &layer2_tar).unwrap();
     let layer2 = gz.finish().unwrap();
@@ -80,22 +122,39 @@ fn skopeo_dir(root: &Path) -> PathBuf {
     for blob in [&layer1, &layer2, &config] {
         std::fs::write(dir.join(sha256_hex(blob)), blob).unwrap();
     }
-    std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
     std::fs::write(dir.join("version"), "Directory Transport Version: 1.1\n").unwrap();
     dir
 }
 
 #[tokio::test]
 async fn image_pushed_by_skopeo_is_pulled_by_ours() {
-    let Some(registry) = env_or_skip("KAITO_TEST_REGISTRY") else { return };
+    let Some(registry) = env_or_skip("KAITO_TEST_REGISTRY") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let prepared = skopeo_dir(tmp.path());
     let reference = format!("{registry}/kaito/from-skopeo:v1");
-    skopeo(&["copy", "--dest-tls-verify=false", &format!("dir:{}", prepared.display()), &format!("docker://{reference}")]);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("dir:{}", prepared.display()),
+        &format!("docker://{reference}"),
+    ]);
 
     let dest = tmp.path().join("data");
-    store(RetryPolicy::default()).pull_data(&reference, &RegistryCredentials::Anonymous, &dest).await.unwrap();
+    store(RetryPolicy::default())
+        .pull_data(&reference, &RegistryCredentials::Anonymous, &dest)
+        .await
+        .unwrap();
     let got = files(&dest);
-    assert_eq!(got.keys().collect::<Vec<_>>(), ["extra/b.csv", "train.jsonl"]);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        ["extra/b.csv", "train.jsonl"]
+    );
     assert_eq!(got["train.jsonl"], b"{\"text\":\"a\"}\n");
 }
