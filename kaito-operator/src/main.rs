@@ -23,6 +23,12 @@ enum Command {
     Crd,
     /// Run the Workspace operator (controller, admission webhook, metrics).
     Operator(cmd::operator::Args),
+    /// Fine-tune from a tuning Workspace on this machine (or in the operator's tuning pod).
+    Tune(cmd::tune::Args),
+    /// Serve a base model plus adapters over HTTP (`/chat`, OpenAI-compatible).
+    Serve(cmd::serve::Args),
+    /// Push or pull adapter images (KAITO's layout).
+    Artifact(cmd::artifact::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +36,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Operator(args) => cmd::operator::run(&args),
+        Command::Tune(args) => cmd::tune::run(&args),
+        Command::Serve(args) => cmd::serve::run(&args),
+        Command::Artifact(args) => cmd::artifact::run(&args),
         Command::Crd => {
             print!("{}", kaito_core::api::crd::workspace_crd_yaml());
             Ok(std::process::ExitCode::SUCCESS)

