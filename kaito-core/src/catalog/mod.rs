@@ -89,10 +89,8 @@ mod tests {
             matches!(ModelSource::parse("microsoft/phi-4"), Some(ModelSource::Preset(p)) if p.name == "phi-4")
         );
         assert_eq!(
-            ModelSource::parse("HuggingFaceTB/SmolLM2-135M-Instruct"),
-            Some(ModelSource::HuggingFace(
-                "HuggingFaceTB/SmolLM2-135M-Instruct".to_owned()
-            ))
+            ModelSource::parse("Qwen/Qwen3-8B"),
+            Some(ModelSource::HuggingFace("Qwen/Qwen3-8B".to_owned()))
         );
         assert_eq!(
             ModelSource::parse("/models/smollm2"),

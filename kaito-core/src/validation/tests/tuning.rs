@@ -22,7 +22,7 @@ fn tuning_preset_must_exist_and_support_tuning() {
         ("gpt-5", "unsupported tuning preset"),
         ("falcon-7b", "does not support tuning"),
         ("mistral-7b-instruct", "does not support tuning"),
-        ("HuggingFaceTB/SmolLM2-135M-Instruct", "not in the catalog"),
+        ("Qwen/Qwen3-8B", "not in the catalog"),
     ] {
         let mut ws = tuning_ws();
         ws.tuning.as_mut().expect("tuning").preset = Some(PresetSpec {
@@ -174,6 +174,18 @@ fn tuning_runs_on_one_node_without_partitions() {
         &errors(&ws, &ctx()),
         "resource.count: tuning runs on one node"
     ));
+    ws.resource.as_mut().expect("resource").count = Some(1);
+    ws.resource.as_mut().expect("resource").partition = Some(crate::api::PartitionSpec {
+        mode: "mig".into(),
+        profile: Some("1g.10gb".into()),
+        count: Some(1),
+    });
+    let errs = errors(&ws, &ctx());
+    assert!(
+        has(&errs, "tuning cannot run on GPU partitions"),
+        "{errs:?}"
+    );
+    assert!(has(&errs, "needs bring-your-own nodes"), "{errs:?}");
 }
 
 #[test]
