@@ -354,3 +354,6 @@ async fn stopped_registry_gives_a_clear_error_and_a_retry_after_restart_succeeds
 
 #[path = "registry/skopeo.rs"]
 mod skopeo;
+
+#[path = "registry/weights.rs"]
+mod weights;

@@ -15,7 +15,7 @@ use kaito_core::traits::{ArtifactStore, ImageDigest, RegistryCredentials};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::extract::{LayerBlob, Select, unpack_layers};
+use super::extract::{LayerBlob, ORAS_UNPACK, Select, unpack_layers};
 use super::layout::{BuiltImage, MANIFEST_MEDIA_TYPE, build_image, malformed};
 use super::staging::Staging;
 use crate::error::{Error, Result};
@@ -178,6 +178,7 @@ impl OciLayoutStore {
                 title: layer["annotations"]["org.opencontainers.image.title"]
                     .as_str()
                     .map(str::to_string),
+                unpack: layer["annotations"][ORAS_UNPACK] == "true",
             });
         }
         let staging = Staging::new(dest)?;

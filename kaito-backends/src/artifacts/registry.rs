@@ -14,7 +14,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use super::errors::classify;
-use super::extract::{LayerBlob, Select, unpack_layers};
+use super::extract::{LayerBlob, ORAS_UNPACK, Select, unpack_layers};
 use super::layout::{MANIFEST_MEDIA_TYPE, build_image};
 use super::retry::RetryPolicy;
 use super::staging::Staging;
@@ -213,10 +213,15 @@ impl OciRegistryStore {
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get("org.opencontainers.image.title").cloned());
+            let unpack = layer
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.get(ORAS_UNPACK).is_some_and(|v| v == "true"));
             layers.push(LayerBlob {
                 path,
                 media_type: layer.media_type.clone(),
                 title,
+                unpack,
             });
         }
         let (root, reference_owned) = (staging.path().to_path_buf(), reference.to_string());
