@@ -1,0 +1,133 @@
+//! The Burn model runtime: decoder-only models (Llama, Mistral, Qwen2, Phi-3) loaded from a
+//! Hugging Face directory or a GGUF file, LoRA/QLoRA fine-tuning, PEFT adapter output, and
+//! generation with any number of adapters applied unmerged.
+//!
+//! # Using it
+//! ```no_run
+//! # fn main() -> kaito_backends::Result<()> {
+//! use std::sync::atomic::AtomicBool;
+//! use kaito_backends::runtime::{self, BaseQuant, CpuTrain, TrainOptions};
+//! let device = Default::default();
+//! // 1. the base model (HF dir with config.json/*.safetensors/tokenizer.json, or a .gguf file)
+//! let base = runtime::load_base::<CpuTrain>("model-dir".as_ref(), BaseQuant::None, &device)?;
+//! // 2. train (examples come from `crate::data`), 3. write the PEFT adapter + sentinel
+//! let opts = TrainOptions { max_steps: Some(10), ..Default::default() };
+//! let out = runtime::train::train(&base.model, &[], &[], &opts, &AtomicBool::new(false), &mut |_p| {})?;
+//! runtime::adapter::save_adapter("out".as_ref(), &out.layout, &out.weights, &base.name)?;
+//! // 4. load adapters and generate
+//! let adapter = runtime::adapter::load_adapter("out".as_ref(), &base.model.config)?;
+//! let w = adapter.weights::<CpuTrain>(&base.model.config, &device)?;
+//! let lora = runtime::lora::ActiveLora { layout: &adapter.layout, weights: &w, strength: 1.0, train: false };
+//! let ids = base.tokenizer.encode("Hello")?;
+//! let g = runtime::generate::generate(&base.model, &base.tokenizer, &ids, &[lora], &Default::default(), &mut |t| { print!("{t}"); std::ops::ControlFlow::Continue(()) })?;
+//! # Ok(()) }
+//! ```
+//! Modules: [`config`] (config.json), [`weights`] (safetensors), [`gguf`], [`tokenizer`]
+//! (tokenizer + chat template), [`model`] (the transformer), [`lora`], [`nf4`] (QLoRA base),
+//! [`train`], [`adapter`] (PEFT files), [`generate`].
+//!
+//! Backends: the `cpu` feature gives [`Cpu`] / [`CpuTrain`] (ndarray); the `cuda` feature gives
+//! `Gpu` / `GpuTrain` (burn-cuda, bf16). Everything is generic over `B: Backend`.
+
+pub mod adapter;
+pub mod config;
+pub mod generate;
+pub mod gguf;
+pub mod lora;
+pub mod model;
+pub mod nf4;
+pub mod rope;
+pub mod service;
+pub mod tokenizer;
+pub mod train;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::Backend;
+
+pub use config::ModelConfig;
+pub use model::{BaseQuant, Transformer};
+pub use service::BurnRuntime;
+pub use tokenizer::TokenizerBundle;
+pub use train::TrainOptions;
+pub use weights::WeightMap;
+
+use crate::{Error, Result};
+
+/// The CPU inference backend.
+#[cfg(feature = "cpu")]
+pub type Cpu = burn::backend::NdArray<f32>;
+/// The CPU training backend.
+#[cfg(feature = "cpu")]
+pub type CpuTrain = burn::backend::Autodiff<Cpu>;
+/// The CUDA inference backend (bf16 compute).
+#[cfg(feature = "cuda")]
+pub type Gpu = burn::backend::Cuda<half::bf16>;
+/// The CUDA training backend.
+#[cfg(feature = "cuda")]
+pub type GpuTrain = burn::backend::Autodiff<Gpu>;
+
+/// A loaded base model with its tokenizer.
+#[derive(Debug)]
+pub struct BaseModel<B: Backend> {
+    /// The model.
+    pub model: Transformer<B>,
+    /// Its tokenizer and chat template.
+    pub tokenizer: TokenizerBundle,
+    /// The directory or file it came from.
+    pub source: PathBuf,
+    /// What PEFT records as `base_model_name_or_path`.
+    pub name: String,
+}
+
+/// Reads the architecture and the HF-named f32 weights of a model directory or `.gguf` file.
+pub fn read_checkpoint(path: &Path) -> Result<(ModelConfig, WeightMap, TokenizerBundle)> {
+    if path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    {
+        let f = gguf::GgufFile::open(path)?;
+        let cfg = f.model_config()?;
+        let w = f.weights(&cfg)?;
+        let tok = TokenizerBundle::from_gguf(&f, &path.display().to_string())?;
+        Ok((cfg, w, tok))
+    } else if path.is_dir() {
+        let cfg = ModelConfig::from_file(&path.join("config.json"))?;
+        let w = weights::load_safetensors_dir(path)?;
+        let tok = TokenizerBundle::from_dir(path)?;
+        Ok((cfg, w, tok))
+    } else {
+        Err(Error::invalid(
+            path.display().to_string(),
+            "not a model directory (config.json + *.safetensors) or a .gguf file",
+        ))
+    }
+}
+
+/// Loads a base model for backend `B` (an `Autodiff<_>` backend to train, a plain one to serve).
+pub fn load_base<B: Backend>(
+    path: &Path,
+    quant: BaseQuant,
+    device: &B::Device,
+) -> Result<BaseModel<B>> {
+    let (cfg, w, tokenizer) = read_checkpoint(path)?;
+    let model = Transformer::from_weights(cfg, &w, quant, device)?;
+    let name = path.display().to_string();
+    Ok(BaseModel {
+        model,
+        tokenizer,
+        source: path.to_path_buf(),
+        name,
+    })
+}
+
+/// Reads only the architecture of a model directory or `.gguf` file.
+pub fn read_checkpoint_config(path: &Path) -> Result<ModelConfig> {
+    if path.is_dir() {
+        ModelConfig::from_file(&path.join("config.json"))
+    } else {
+        gguf::GgufFile::open(path)?.model_config()
+    }
+}

@@ -1,0 +1,457 @@
+//! The decoder-only transformer (Llama / Mistral / Qwen2 / Phi-3), generic over the Burn backend.
+//!
+//! The base weights are plain tensors (never parameters): they are frozen by construction, and
+//! autodiff only tracks the LoRA tensors passed in through [`ActiveLora`].
+
+use std::collections::BTreeMap;
+
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softmax};
+
+use super::config::ModelConfig;
+use super::lora::{ActiveLora, layer_modules, module_shape, parent};
+use super::nf4::Nf4Tensor;
+use super::rope;
+use super::weights::{HostTensor, WeightMap};
+use crate::{Error, Result};
+
+/// How the frozen projection weights are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseQuant {
+    /// Dense in the compute dtype (LoRA).
+    None,
+    /// NF4 4-bit (QLoRA), optionally with double-quantized scales.
+    Nf4 {
+        /// Quantize the absmax scales too.
+        double_quant: bool,
+    },
+}
+
+/// A frozen projection weight.
+#[derive(Debug, Clone)]
+pub enum FrozenWeight<B: Backend> {
+    /// Dense, stored transposed: [in, out].
+    Dense(Tensor<B, 2>),
+    /// NF4 in HF [out, in] order, dequantized on each use.
+    Nf4(Nf4Tensor),
+}
+
+/// A frozen linear layer (weight plus optional bias).
+#[derive(Debug, Clone)]
+pub struct FrozenLinear<B: Backend> {
+    /// The weight.
+    pub weight: FrozenWeight<B>,
+    /// The bias [out].
+    pub bias: Option<Tensor<B, 1>>,
+}
+
+fn transpose_host(t: &HostTensor) -> Vec<f32> {
+    let (rows, cols) = (t.shape[0], t.shape[1]);
+    let mut out = vec![0f32; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = t.data[r * cols + c];
+        }
+    }
+    out
+}
+
+impl<B: Backend> FrozenLinear<B> {
+    fn new(
+        w: &HostTensor,
+        bias: Option<&HostTensor>,
+        quant: BaseQuant,
+        device: &B::Device,
+    ) -> Self {
+        let (out, inp) = (w.shape[0], w.shape[1]);
+        let weight = match quant {
+            BaseQuant::None => FrozenWeight::Dense(Tensor::from_data(
+                TensorData::new(transpose_host(w), [inp, out]),
+                device,
+            )),
+            BaseQuant::Nf4 { double_quant } => {
+                FrozenWeight::Nf4(Nf4Tensor::quantize(&w.data, w.shape.clone(), double_quant))
+            }
+        };
+        let bias = bias.map(|b| Tensor::from_data(TensorData::new(b.data.clone(), [out]), device));
+        Self { weight, bias }
+    }
+
+    /// The dense weight [in, out] (dequantized for NF4).
+    pub fn dense_t(&self, device: &B::Device) -> Tensor<B, 2> {
+        match &self.weight {
+            FrozenWeight::Dense(w) => w.clone(),
+            FrozenWeight::Nf4(q) => {
+                let w: Tensor<B, 2> = Tensor::from_data(
+                    TensorData::new(q.dequantize(), [q.shape[0], q.shape[1]]),
+                    device,
+                );
+                w.transpose()
+            }
+        }
+    }
+
+    /// x [n, in] -> [n, out].
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let device = x.device();
+        let y = x.matmul(self.dense_t(&device));
+        match &self.bias {
+            Some(b) => y + b.clone().unsqueeze_dim(0),
+            None => y,
+        }
+    }
+
+    /// Bytes the frozen weight occupies (f32 for dense on the CPU backend).
+    pub fn bytes(&self) -> usize {
+        let bias = self.bias.as_ref().map(|b| b.dims()[0] * 4).unwrap_or(0);
+        bias + match &self.weight {
+            FrozenWeight::Dense(w) => {
+                w.dims().iter().product::<usize>() * std::mem::size_of::<f32>()
+            }
+            FrozenWeight::Nf4(q) => q.bytes(),
+        }
+    }
+}
+
+/// One decoder layer.
+#[derive(Debug, Clone)]
+pub struct Layer<B: Backend> {
+    input_norm: Tensor<B, 1>,
+    post_norm: Tensor<B, 1>,
+    /// Projections by HF module name.
+    pub projs: BTreeMap<&'static str, FrozenLinear<B>>,
+}
+
+/// Per-layer key/value cache for generation.
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+    /// Positions already cached.
+    pub len: usize,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// An empty cache for `num_layers` layers.
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            layers: vec![None; num_layers],
+            len: 0,
+        }
+    }
+}
+
+/// The model.
+#[derive(Debug, Clone)]
+pub struct Transformer<B: Backend> {
+    /// Architecture.
+    pub config: ModelConfig,
+    embed: Tensor<B, 2>,
+    /// Decoder layers.
+    pub layers: Vec<Layer<B>>,
+    norm: Tensor<B, 1>,
+    lm_head: Option<FrozenLinear<B>>,
+    device: B::Device,
+}
+
+fn take<'a>(w: &'a WeightMap, name: &str, shape: &[usize]) -> Result<&'a HostTensor> {
+    let t = w
+        .get(name)
+        .ok_or_else(|| Error::invalid("model weights", format!("tensor `{name}` is missing")))?;
+    if t.shape != shape {
+        return Err(Error::invalid(
+            "model weights",
+            format!(
+                "tensor `{name}` has shape {:?}, expected {:?}",
+                t.shape, shape
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+fn vec1<B: Backend>(t: &HostTensor, device: &B::Device) -> Tensor<B, 1> {
+    Tensor::from_data(TensorData::new(t.data.clone(), [t.data.len()]), device)
+}
+
+impl<B: Backend> Transformer<B> {
+    /// Builds the model from HF-named weights, quantizing the frozen projections if asked.
+    pub fn from_weights(
+        config: ModelConfig,
+        w: &WeightMap,
+        quant: BaseQuant,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let c = &config;
+        let embed_t = take(
+            w,
+            "model.embed_tokens.weight",
+            &[c.vocab_size, c.hidden_size],
+        )?;
+        let embed = Tensor::from_data(
+            TensorData::new(embed_t.data.clone(), [c.vocab_size, c.hidden_size]),
+            device,
+        );
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let p = format!("model.layers.{i}");
+            let mut projs = BTreeMap::new();
+            for m in layer_modules(c.family) {
+                let (inp, out) = module_shape(c, m);
+                let base = format!("{p}.{}.{m}", parent(m));
+                let weight = take(w, &format!("{base}.weight"), &[out, inp])?;
+                let has_bias = match *m {
+                    "q_proj" | "k_proj" | "v_proj" | "qkv_proj" => c.qkv_bias,
+                    "o_proj" => c.o_bias,
+                    _ => c.mlp_bias,
+                };
+                let bias = if has_bias {
+                    Some(take(w, &format!("{base}.bias"), &[out])?)
+                } else {
+                    None
+                };
+                projs.insert(*m, FrozenLinear::new(weight, bias, quant, device));
+            }
+            layers.push(Layer {
+                input_norm: vec1(
+                    take(w, &format!("{p}.input_layernorm.weight"), &[c.hidden_size])?,
+                    device,
+                ),
+                post_norm: vec1(
+                    take(
+                        w,
+                        &format!("{p}.post_attention_layernorm.weight"),
+                        &[c.hidden_size],
+                    )?,
+                    device,
+                ),
+                projs,
+            });
+        }
+        let norm = vec1(take(w, "model.norm.weight", &[c.hidden_size])?, device);
+        let lm_head = if c.tie_word_embeddings {
+            None
+        } else {
+            let t = take(w, "lm_head.weight", &[c.vocab_size, c.hidden_size])?;
+            Some(FrozenLinear::new(t, None, BaseQuant::None, device))
+        };
+        Ok(Self {
+            config,
+            embed,
+            layers,
+            norm,
+            lm_head,
+            device: device.clone(),
+        })
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// Bytes held by the frozen weights (embeddings, norms, projections, head).
+    pub fn weight_bytes(&self) -> usize {
+        let f = std::mem::size_of::<f32>();
+        let mut n = self.embed.dims().iter().product::<usize>() * f + self.config.hidden_size * f;
+        for l in &self.layers {
+            n += 2 * self.config.hidden_size * f;
+            n += l.projs.values().map(|p| p.bytes()).sum::<usize>();
+        }
+        n + self.lm_head.as_ref().map(|h| h.bytes()).unwrap_or(0)
+    }
+
+    fn rms_norm(&self, x: Tensor<B, 2>, w: &Tensor<B, 1>) -> Tensor<B, 2> {
+        let var = x.clone().powi_scalar(2).mean_dim(1);
+        let x = x * (var + self.config.rms_norm_eps).sqrt().recip();
+        x * w.clone().unsqueeze_dim(0)
+    }
+
+    fn proj(
+        &self,
+        layer: usize,
+        name: &str,
+        x: &Tensor<B, 2>,
+        loras: &[ActiveLora<'_, B>],
+    ) -> Tensor<B, 2> {
+        let mut y = self.layers[layer].projs[name].forward(x.clone());
+        for l in loras {
+            if let Some(d) = l.delta(layer, name, x) {
+                y = y + d;
+            }
+        }
+        y
+    }
+
+    fn rope(&self, x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, _, hd] = x.dims();
+        let rot = self.config.rotary_dim;
+        let xr = if rot == hd {
+            x.clone()
+        } else {
+            x.clone().narrow(3, 0, rot)
+        };
+        let x1 = xr.clone().narrow(3, 0, rot / 2);
+        let x2 = xr.clone().narrow(3, rot / 2, rot / 2);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        let out = xr * cos.clone() + rotated * sin.clone();
+        if rot == hd {
+            out
+        } else {
+            Tensor::cat(vec![out, x.narrow(3, rot, hd - rot)], 3)
+        }
+    }
+
+    /// Logits [batch, len, vocab] for token ids [batch, len] (only the last position when
+    /// `last_only`), continuing from `cache` when given.
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        mut cache: Option<&mut KvCache<B>>,
+        loras: &[ActiveLora<'_, B>],
+        last_only: bool,
+    ) -> Tensor<B, 3> {
+        let c = &self.config;
+        let [b, t] = ids.dims();
+        let start = cache.as_ref().map(|k| k.len).unwrap_or(0);
+        let total = start + t;
+        let (h, kvh, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let dev = &self.device;
+
+        let (cos, sin) = rope::tables(c, start, t, total);
+        let cos: Tensor<B, 4> =
+            Tensor::from_data(TensorData::new(cos, [1, 1, t, c.rotary_dim]), dev);
+        let sin: Tensor<B, 4> =
+            Tensor::from_data(TensorData::new(sin, [1, 1, t, c.rotary_dim]), dev);
+        // Causal mask: query i (absolute start+i) may see keys j <= start+i.
+        let mask = (t > 1).then(|| {
+            let mut m = vec![0f32; t * total];
+            for i in 0..t {
+                for j in (start + i + 1)..total {
+                    m[i * total + j] = -1e9;
+                }
+            }
+            Tensor::<B, 4>::from_data(TensorData::new(m, [1, 1, t, total]), dev)
+        });
+        let scale = 1.0 / (hd as f64).sqrt();
+
+        let mut x = self.embed.clone().select(0, ids.reshape([b * t]));
+        for (li, layer) in self.layers.iter().enumerate() {
+            let hnorm = self.rms_norm(x.clone(), &layer.input_norm);
+            let (q, k, v) = if c.family.fused() {
+                let qkv = self.proj(li, "qkv_proj", &hnorm, loras);
+                let (qo, ko, _) = c.qkv_out();
+                (
+                    qkv.clone().narrow(1, 0, qo),
+                    qkv.clone().narrow(1, qo, ko),
+                    qkv.narrow(1, qo + ko, ko),
+                )
+            } else {
+                (
+                    self.proj(li, "q_proj", &hnorm, loras),
+                    self.proj(li, "k_proj", &hnorm, loras),
+                    self.proj(li, "v_proj", &hnorm, loras),
+                )
+            };
+            let q = q.reshape([b, t, h, hd]).swap_dims(1, 2);
+            let k = k.reshape([b, t, kvh, hd]).swap_dims(1, 2);
+            let v = v.reshape([b, t, kvh, hd]).swap_dims(1, 2);
+            let q = self.rope(q, &cos, &sin);
+            let mut k = self.rope(k, &cos, &sin);
+            let mut v = v;
+            if let Some(cache) = cache.as_deref_mut() {
+                if let Some((pk, pv)) = cache.layers[li].take() {
+                    k = Tensor::cat(vec![pk, k], 2);
+                    v = Tensor::cat(vec![pv, v], 2);
+                }
+                cache.layers[li] = Some((k.clone(), v.clone()));
+            }
+            let rep = h / kvh;
+            let (k, v) = if rep > 1 {
+                let expand = |x: Tensor<B, 4>| {
+                    x.unsqueeze_dim::<5>(2)
+                        .repeat_dim(2, rep)
+                        .reshape([b, h, total, hd])
+                };
+                (expand(k), expand(v))
+            } else {
+                (k, v)
+            };
+            let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+            if let Some(m) = &mask {
+                scores = scores + m.clone();
+            }
+            let attn = softmax(scores, 3).matmul(v);
+            let attn = attn.swap_dims(1, 2).reshape([b * t, h * hd]);
+            x = x + self.proj(li, "o_proj", &attn, loras);
+
+            let hnorm = self.rms_norm(x.clone(), &layer.post_norm);
+            let act = if c.family.fused() {
+                let gu = self.proj(li, "gate_up_proj", &hnorm, loras);
+                let i = c.intermediate_size;
+                silu(gu.clone().narrow(1, 0, i)) * gu.narrow(1, i, i)
+            } else {
+                silu(self.proj(li, "gate_proj", &hnorm, loras))
+                    * self.proj(li, "up_proj", &hnorm, loras)
+            };
+            x = x + self.proj(li, "down_proj", &act, loras);
+        }
+        if let Some(cache) = cache {
+            cache.len = total;
+        }
+        let d = c.hidden_size;
+        let (x, rows) = if last_only {
+            (x.reshape([b, t, d]).narrow(1, t - 1, 1).reshape([b, d]), 1)
+        } else {
+            (x, t)
+        };
+        let x = self.rms_norm(x, &self.norm);
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(x),
+            // embed·xᵀ keeps the big matrix in its stored layout (a transposed view copies it).
+            None => self.embed.clone().matmul(x.transpose()).transpose(),
+        };
+        logits.reshape([b, rows, c.vocab_size])
+    }
+
+    /// The embedding matrix [vocab, hidden] (for merged exports).
+    pub fn embed(&self) -> &Tensor<B, 2> {
+        &self.embed
+    }
+}
+
+/// Mean cross-entropy of next-token predictions over labels != -100, divided by `denominator`
+/// tokens (so that accumulated micro-batches average over the whole optimizer step, as
+/// transformers' `num_items_in_batch` does). `labels` are aligned with the inputs (HF convention);
+/// the shift happens here.
+pub fn causal_lm_loss<B: Backend>(
+    logits: Tensor<B, 3>,
+    labels: &[Vec<i64>],
+    denominator: f64,
+) -> Tensor<B, 1> {
+    let [b, t, v] = logits.dims();
+    let device = logits.device();
+    let n = b * (t - 1);
+    let mut targets = Vec::with_capacity(n);
+    let mut weights = Vec::with_capacity(n);
+    for row in labels {
+        for j in 1..t {
+            let l = row.get(j).copied().unwrap_or(-100);
+            let ok = l >= 0 && (l as usize) < v;
+            targets.push(if ok { l } else { 0 });
+            weights.push(if ok { 1f32 } else { 0f32 });
+        }
+    }
+    let logp = burn::tensor::activation::log_softmax(logits.narrow(1, 0, t - 1).reshape([n, v]), 1);
+    let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
+    let w = Tensor::<B, 2>::from_data(TensorData::new(weights, [n, 1]), &device);
+    let picked = logp.gather(1, idx) * w;
+    picked.sum().neg().div_scalar(denominator.max(1.0))
+}
+
+/// Number of positions that contribute to the loss (labels != -100 after the shift).
+pub fn count_label_tokens(labels: &[Vec<i64>]) -> usize {
+    labels
+        .iter()
+        .map(|r| r.iter().skip(1).filter(|l| **l >= 0).count())
+        .sum()
+}
