@@ -158,3 +158,40 @@ async fn image_pushed_by_skopeo_is_pulled_by_ours() {
     );
     assert_eq!(got["train.jsonl"], b"{\"text\":\"a\"}\n");
 }
+
+#[tokio::test]
+async fn local_layout_is_readable_by_skopeo_with_the_registry_digest() {
+    let Some(registry) = env_or_skip("KAITO_TEST_REGISTRY") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = adapter(tmp.path(), 4);
+    let layout = kaito_backends::artifacts::OciLayoutStore::new(tmp.path().join("layout"));
+    let local = layout.push_dir(&src, "v1", &phi3()).await.unwrap();
+    let remote = store(RetryPolicy::default())
+        .push_dir(
+            &src,
+            &format!("{registry}/kaito/layout-direct:v1"),
+            &RegistryCredentials::Anonymous,
+            &phi3(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(local.digest, remote.digest);
+
+    let copied = format!("{registry}/kaito/layout-copied:v1");
+    let oci_arg = format!("oci:{}:v1", tmp.path().join("layout").display());
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &oci_arg,
+        &format!("docker://{copied}"),
+    ]);
+    let dest = tmp.path().join("out");
+    let pulled = store(RetryPolicy::default())
+        .pull_data(&copied, &RegistryCredentials::Anonymous, &dest)
+        .await
+        .unwrap();
+    assert_eq!(pulled.digest, local.digest);
+    assert_eq!(files(&dest), files(&src));
+}
