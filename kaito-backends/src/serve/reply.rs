@@ -101,7 +101,8 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
     let de = &mut serde_json::Deserializer::from_slice(&body);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
-        if path == "." {
+        // Only data errors have a meaningful path; malformed JSON is about the body as a whole.
+        if path == "." || err.inner().classify() != serde_json::error::Category::Data {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("request body: {}", err.inner()),
