@@ -1,20 +1,48 @@
 //! Test-only fake kube-apiserver and simulators for kaito-rs.
 //!
 //! Where to start:
-//! - [`FakeApiServer::start`] serves an in-process apiserver on 127.0.0.1; [`FakeApiServer::client`]
-//!   gives a real `kube::Client` for it, [`FakeApiServer::kubeconfig_yaml`] a kubeconfig for a
-//!   child process. Core v1, batch, apps, coordination, events, `karpenter.sh/v1` NodeClaim and
-//!   NodePool, and `kaito.sh` Workspace (v1beta1 and v1alpha1, one store) are preregistered
-//!   ([`kinds::builtin_kinds`]); [`Store::register`] adds more.
+//! - [`FakeApiServer::start`] serves an in-process apiserver on 127.0.0.1;
+//!   [`FakeApiServer::client`] gives a real `kube::Client` for it,
+//!   [`FakeApiServer::kubeconfig_yaml`] / [`FakeApiServer::write_kubeconfig`] a kubeconfig for
+//!   a child process. Core v1 (Pod, Node, Service, Secret, ConfigMap, Event, Namespace,
+//!   ServiceAccount), batch/v1 Job, apps/v1 StatefulSet, Deployment and ControllerRevision,
+//!   coordination.k8s.io Lease, events.k8s.io Event, `karpenter.sh/v1` NodeClaim and NodePool
+//!   (cluster-scoped) and `kaito.sh` Workspace (v1beta1 and v1alpha1 from one store) are
+//!   preregistered ([`kinds::builtin_kinds`]); [`Store::register`] adds more.
 //! - [`FakeApiServer::store`] reads and writes objects directly with the same semantics
-//!   (resourceVersion, generation, finalizers, GC, watch events) — what simulators use.
-//! - [`FakeApiServer::fail_next`] / [`FakeApiServer::request_count`] inject failures and count
-//!   requests per [`Verb`] and kind.
-//! - [`KarpenterSim`] turns NodeClaims into Nodes; [`JobSim`] and [`StatefulSetSim`] play the
-//!   kubelet and workload controllers. Each has a step mode (`step`) and a run mode (`spawn`).
+//!   (resourceVersion, generation, finalizers, GC, watch events): what simulators and
+//!   controller-less actors use. [`Store::compact`] and [`Store::drop_watches`] force 410s and
+//!   re-watches.
+//! - [`FakeApiServer::fail_next`] / [`FakeApiServer::fail_next_with`] inject failures and
+//!   [`FakeApiServer::request_count`] counts requests, per [`Verb`] and kind.
+//! - [`KarpenterSim`] turns NodeClaims into Nodes (and can fail launches, [`LaunchFailure`]);
+//!   [`JobSim`] and [`StatefulSetSim`] play the workload controllers and the kubelet. Each has
+//!   a step mode (`step`, `settle`) and a run mode (`spawn`, stopped when the handle drops).
 //!
-//! Semantics and their limits are documented on each module: [`store`] (objects, history),
-//! `write` (create/update/delete), `gc` (ownerReferences), `watch`, `patch`, `selector`.
+//! ```no_run
+//! use std::time::Duration;
+//! use kaito_harness::{FakeApiServer, JobSim, KarpenterSim, LaunchFailure, Verb};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = FakeApiServer::start().await?;
+//! let client = server.client(); // hand this to the operator's Controller
+//! let karpenter = KarpenterSim::new(server.store()).with_gpu_count(|_sku| 1);
+//! karpenter.fail_next_launch(LaunchFailure::quota()); // the first NodeClaim hits quota
+//! let _running = karpenter.spawn(Duration::from_millis(20)); // run mode
+//! let jobs = JobSim::new(server.store());
+//! jobs.step(); // step mode: pods for new Jobs, bound to fitting Nodes
+//! jobs.succeed("default", "my-workspace")?;
+//! server.fail_next(Verb::Create, "NodeClaim", 500);
+//! assert_eq!(server.request_count(Verb::Create, "Job"), 1);
+//! # drop(client);
+//! # Ok(()) }
+//! ```
+//!
+//! Deliberate simplifications (documented where they live): strategic merge and server-side
+//! apply are merge patches (no list merge keys, no field ownership); garbage collection is
+//! synchronous; namespaces need not exist; no admission, validation or defaulting beyond
+//! metadata; `continue` tokens are offsets, not snapshots; list `resourceVersion` parameters
+//! are ignored (every list is "most recent").
 
 mod discovery;
 pub mod error;
