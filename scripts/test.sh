@@ -10,8 +10,8 @@ trap cleanup EXIT
 
 if [ -x scripts/fetch-smollm2.sh ]; then scripts/fetch-smollm2.sh; fi
 if [ -x .ci/registries.sh ]; then
-  # shellcheck disable=SC1091
-  source <(.ci/registries.sh start)
+  registry_env="$(.ci/registries.sh start)"
+  eval "$registry_env"
 fi
 
 cargo test --workspace --all-targets

