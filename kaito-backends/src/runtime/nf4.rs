@@ -215,7 +215,7 @@ mod tests {
     }
 
     /// bitsandbytes' `test_4bit_quant` bounds for nf4 on randn data: mean abs error < 0.083,
-    /// mean relative error < 0.25; every value within half the widest NF4 gap of its block absmax.
+    /// mean relative error < 0.25; every value within half the widest NF4 gap (-1 to -0.696) times its block absmax.
     #[test]
     fn quantize_dequantize_error_within_bitsandbytes_bounds() {
         for double in [false, true] {
@@ -234,7 +234,7 @@ mod tests {
             assert!(rel < 0.25, "double={double} mean rel err {rel}");
             for (blk, (xs, ys)) in x.chunks(BLOCK).zip(y.chunks(BLOCK)).enumerate() {
                 let m = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
-                let tol = m * (0.1386 + if double { 0.02 } else { 1e-6 });
+                let tol = m * (0.1520 + if double { 0.02 } else { 1e-6 });
                 for (a, b) in xs.iter().zip(ys) {
                     assert!((a - b).abs() <= tol, "block {blk}: {a} vs {b} (absmax {m})");
                 }
