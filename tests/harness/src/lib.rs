@@ -42,7 +42,7 @@
 //! apply are merge patches (no list merge keys, no field ownership); garbage collection is
 //! synchronous; namespaces need not exist; no admission, validation or defaulting beyond
 //! metadata; `continue` tokens are offsets, not snapshots; list `resourceVersion` parameters
-//! are ignored (every list is "most recent").
+//! are ignored (every list is "most recent"); `dryRun` is honoured on create only.
 
 mod discovery;
 pub mod error;

@@ -114,7 +114,8 @@ impl FakeApiServer {
 
 impl Drop for FakeApiServer {
     fn drop(&mut self) {
-        // Open watches would block a graceful shutdown forever: cut connections instead.
+        // Open watches would block a graceful shutdown forever: end them and stop accepting.
+        self.app.store.drop_watches();
         self.task.abort();
     }
 }

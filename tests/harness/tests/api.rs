@@ -68,6 +68,15 @@ async fn crud_round_trip_with_server_fields() {
     api.delete("a", &DeleteParams::default()).await.unwrap();
     let err = api.get("a").await.unwrap_err();
     assert_eq!(code(err), 404);
+
+    let mut generated = config_map("", &[], &[]);
+    generated.metadata.name = None;
+    generated.metadata.generate_name = Some("gen-".into());
+    let g = api
+        .create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
+    assert!(g.metadata.name.unwrap().starts_with("gen-"));
     assert_eq!(reason(api.get("a").await.unwrap_err()), "NotFound");
 }
 
