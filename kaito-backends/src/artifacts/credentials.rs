@@ -96,13 +96,13 @@ fn entry_credentials(entry: AuthEntry) -> Result<RegistryCredentials, String> {
             password: SecretString::new(token),
         });
     }
-    if let (Some(username), Some(password)) = (entry.username.clone(), entry.password) {
-        if !username.is_empty() {
-            return Ok(RegistryCredentials::Basic {
-                username,
-                password: SecretString::new(password),
-            });
-        }
+    if let (Some(username), Some(password)) = (entry.username.clone(), entry.password)
+        && !username.is_empty()
+    {
+        return Ok(RegistryCredentials::Basic {
+            username,
+            password: SecretString::new(password),
+        });
     }
     if let Some(auth) = entry.auth.filter(|a| !a.is_empty()) {
         let decoded = base64::engine::general_purpose::STANDARD

@@ -28,7 +28,7 @@ fn tar(entries: &[E], gzip: bool, dir: &Path, name: &str) -> LayerBlob {
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        builder.append(&h, &data[..]).unwrap();
+        builder.append(&h, data).unwrap();
     }
     let bytes = builder.into_inner().unwrap();
     let bytes = if gzip {

@@ -99,14 +99,12 @@ impl Resolve for GuardedResolver {
 
 async fn resolve_checked(host: String, allow_private: bool) -> Result<Addrs, BoxError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-    if !allow_private {
-        if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
-            let msg = format!(
-                "host {host} resolves to {}, a loopback, private or link-local address",
-                bad.ip()
-            );
-            return Err(Box::new(BlockedAddress(msg)));
-        }
+    if !allow_private && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
+        let msg = format!(
+            "host {host} resolves to {}, a loopback, private or link-local address",
+            bad.ip()
+        );
+        return Err(Box::new(BlockedAddress(msg)));
     }
     Ok(Box::new(addrs.into_iter()))
 }

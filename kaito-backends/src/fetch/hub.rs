@@ -278,14 +278,14 @@ impl HubClient {
         }
         file.flush().await.map_err(|e| Error::io(tmp.path(), e))?;
         let sha = hex::encode(hasher.finalize());
-        if let Some(expected) = linked.filter(|l| l.len() == 64) {
-            if expected != sha {
-                return Err(Error::download(
-                    ErrorKind::Retryable,
-                    url,
-                    format!("content hash {sha} differs from the hub's {expected}"),
-                ));
-            }
+        if let Some(expected) = linked.filter(|l| l.len() == 64)
+            && expected != sha
+        {
+            return Err(Error::download(
+                ErrorKind::Retryable,
+                url,
+                format!("content hash {sha} differs from the hub's {expected}"),
+            ));
         }
         let blob = blobs.join(&sha);
         tmp.persist(&blob).map_err(|e| Error::io(&blob, e.error))?;
