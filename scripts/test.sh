@@ -14,4 +14,5 @@ if [ -x .ci/registries.sh ]; then
   eval "$registry_env"
 fi
 
-cargo test --workspace --all-targets
+# Libraries, binaries and integration tests; examples and benches are compiled by clippy above.
+cargo test --workspace --lib --bins --tests

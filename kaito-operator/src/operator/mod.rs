@@ -107,10 +107,12 @@ pub fn build_provisioner(
             },
         ))),
         ProvisionerKind::Byo => Ok(Arc::new(ByoProvisioner::new(client.clone()))),
-        // The AKS agent-pool provisioner is a separate piece of work (issue 7); it plugs in here.
-        ProvisionerKind::Aks => Err(Error::Config(
-            "--node-provisioner aks is not available in this build yet; use karpenter or byo"
-                .into(),
+        // AKS agent pools through ARM; settings and credentials from the environment as
+        // gpu-provisioner reads them (ARM_SUBSCRIPTION_ID, ARM_RESOURCE_GROUP, AZURE_CLUSTER_NAME,
+        // AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE).
+        ProvisionerKind::Aks => Ok(Arc::new(
+            kaito_backends::provision::aks::AksProvisioner::from_env(client.clone())
+                .map_err(|e| Error::Config(e.to_string()))?,
         )),
     }
 }
