@@ -76,13 +76,15 @@ const NAME_MARKERS: [&str; 5] = ["csv", "json", "parquet", "arrow", "webdataset"
 
 /// The dataset file for a tuning job.
 ///
-/// `dataset_path`, when given, is the file (already resolved by the caller; KAITO resolves it
-/// against `/mnt`); a directory there is searched like `input_dir`. Otherwise `input_dir` is walked
+/// `dataset_path`, when given, is the file; a relative one is taken relative to `input_dir` (KAITO
+/// resolves it against `/mnt`, so a caller mirroring that passes `/mnt` or an absolute path), and
+/// a directory there is searched like `input_dir`. Otherwise `input_dir` is walked
 /// top-down as Python's `os.walk` does — a directory's files before its subdirectories — in sorted
 /// order, and the first file whose name contains `csv`, `json`, `parquet`, `arrow` (or
 /// `webdataset`) is the dataset.
 pub fn find_dataset_file(input_dir: &Path, dataset_path: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = dataset_path {
+        let path = &input_dir.join(path);
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_file() {
             return Ok(path.to_path_buf());

@@ -196,6 +196,9 @@ fn finds_first_matching_file_walking_sorted_top_down() {
         find_dataset_file(root, Some(&root.join("a/deeper"))).unwrap(),
         root.join("a/deeper/0.json")
     );
+    // A relative dataset_path is relative to the input directory.
+    let relative = std::path::Path::new("b/a.json");
+    assert_eq!(find_dataset_file(root, Some(relative)).unwrap(), chosen);
     let missing = err_text(find_dataset_file(root, Some(&root.join("nope.json"))));
     assert!(missing.contains("nope.json"), "{missing}");
     let empty = tempfile::tempdir().unwrap();
