@@ -67,6 +67,8 @@ pub struct TrainOptions {
     pub schedule: Schedule,
     /// Warmup optimizer steps.
     pub warmup_steps: usize,
+    /// Warmup as a fraction of the total steps (used when `warmup_steps` is 0).
+    pub warmup_ratio: f64,
     /// Micro-batches per optimizer step.
     pub gradient_accumulation_steps: usize,
     /// Global grad-norm clip (None: no clipping).
@@ -91,6 +93,10 @@ pub struct TrainOptions {
     pub resume_from: Option<PathBuf>,
     /// Padding token id.
     pub pad_token_id: u32,
+    /// Store the frozen base as NF4 (QLoRA); read by callers that load the base.
+    pub quantize_base: bool,
+    /// Double-quantize the NF4 scales.
+    pub double_quant: bool,
 }
 
 impl Default for TrainOptions {
@@ -104,6 +110,7 @@ impl Default for TrainOptions {
             weight_decay: 0.0,
             schedule: Schedule::Linear,
             warmup_steps: 0,
+            warmup_ratio: 0.0,
             gradient_accumulation_steps: 1,
             max_grad_norm: Some(1.0),
             num_train_epochs: 3.0,
@@ -116,6 +123,8 @@ impl Default for TrainOptions {
             checkpoint_dir: None,
             resume_from: None,
             pad_token_id: 0,
+            quantize_base: false,
+            double_quant: true,
         }
     }
 }
@@ -159,7 +168,11 @@ pub struct TrainOutcome<B: AutodiffBackend> {
 /// The learning rate for the step that follows `step` completed steps (transformers' schedulers).
 pub fn learning_rate(opts: &TrainOptions, step: usize, total: usize) -> f64 {
     let lr = opts.learning_rate;
-    let w = opts.warmup_steps;
+    let w = if opts.warmup_steps > 0 {
+        opts.warmup_steps
+    } else {
+        (opts.warmup_ratio * total as f64).ceil() as usize
+    };
     if step < w {
         return lr * step as f64 / w.max(1) as f64;
     }
