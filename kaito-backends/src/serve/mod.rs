@@ -25,6 +25,18 @@
 //! `max_concurrent_generations` at once; up to `max_queued_requests` more wait for a slot, and
 //! beyond that the server answers 429. When a client disconnects, streaming or not, its
 //! generation stops at the next piece of text (the text sink breaks) and frees its slot.
+//!
+//! # Running it
+//! ```no_run
+//! # async fn run(model: std::sync::Arc<dyn kaito_core::traits::LoadedModel>) -> kaito_backends::Result<()> {
+//! use kaito_backends::serve::{ServeLimits, serve};
+//! let addr = std::net::SocketAddr::from(([0, 0, 0, 0], 5000)); // KAITO's inference port
+//! let stop = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! serve(addr, model, ServeLimits::default(), stop).await
+//! # }
+//! ```
 
 mod engine;
 mod kaito;
