@@ -5,6 +5,7 @@ mod common;
 
 use common::{Cluster, cond, eventually, seed, state};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::events::v1::Event;
 use kaito_core::api::ConditionType as C;
 use kaito_core::api::names::FINALIZER;
 use kaito_harness::Verb;
@@ -150,6 +151,19 @@ async fn seed_workspace_runs_to_succeeded_and_cleans_up_across_restarts() {
         1,
         "exactly one NodeClaim create across restarts"
     );
+    let events = c.server.store().list::<Event>(Some("default"));
+    let reasons: Vec<String> = events.into_iter().filter_map(|e| e.reason).collect();
+    for expected in [
+        "NodeClaimCreated",
+        "JobCreated",
+        "ResourceReady",
+        "WorkspaceSucceeded",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "event {expected} missing from {reasons:?}"
+        );
+    }
 
     // 4. New input: revision 2 and a new Job.
     let patch =

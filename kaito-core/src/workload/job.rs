@@ -21,8 +21,8 @@ use super::{
     invalid, mount, node_affinity, owner_reference, registry_auth, tuning_tolerations,
     volume_from_source, workload_labels,
 };
+use crate::api::WorkspaceV1Beta1;
 use crate::api::names::ANNOTATION_REVISION;
-use crate::api::{TuningMethod, WorkspaceV1Beta1};
 use crate::error::Result;
 
 /// The training config ConfigMap's mount point.
@@ -35,12 +35,6 @@ pub const RESULTS_DIR: &str = "/mnt/results";
 pub const WEIGHTS_DIR: &str = "/workspace/weights";
 /// The environment variable holding the workspace JSON for `kaito tune --in-cluster`.
 pub const WORKSPACE_ENV: &str = "KAITO_WORKSPACE";
-
-/// The ConfigMap KAITO falls back to for a method: `lora-params-template` or
-/// `qlora-params-template` (copied into the workspace namespace by the operator).
-pub fn default_config_map(method: TuningMethod) -> String {
-    format!("{}-params-template", method.as_str())
-}
 
 /// The workspace as `kaito tune` needs it: identity, `resource` and `tuning`, nothing else.
 fn workspace_json(ws: &WorkspaceV1Beta1) -> String {
@@ -75,7 +69,7 @@ pub fn tuning_job(
         .config
         .clone()
         .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| default_config_map(method));
+        .unwrap_or_else(|| crate::tuning::template_name(method).to_owned());
 
     let (shm, shm_mount) = dshm();
     let mut volumes = vec![shm, empty_dir("model-weights-volume")];

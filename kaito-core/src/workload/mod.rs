@@ -28,9 +28,7 @@ pub use inference::{
     HEADLESS_SUFFIX, INFERENCE_PORT, SERVICE_PORT, headless_service, inference_service,
     inference_statefulset,
 };
-pub use job::{
-    CONFIG_DIR, DATA_DIR, RESULTS_DIR, WEIGHTS_DIR, WORKSPACE_ENV, default_config_map, tuning_job,
-};
+pub use job::{CONFIG_DIR, DATA_DIR, RESULTS_DIR, WEIGHTS_DIR, WORKSPACE_ENV, tuning_job};
 
 use crate::api::WorkspaceV1Beta1;
 use crate::api::names::LABEL_WORKSPACE;

@@ -260,7 +260,7 @@ async fn ensure_default_config(ctx: &Context, ws: &WorkspaceV1Beta1) -> Result<(
     let Some(method) = tuning.tuning_method() else {
         return Ok(());
     };
-    let cm_name = workload::default_config_map(method);
+    let cm_name = kaito_core::tuning::template_name(method).to_owned();
     let here = Api::<ConfigMap>::namespaced(ctx.client.clone(), ws.namespace());
     if not_found_ok(here.get(&cm_name).await)
         .map_err(|e| Error::kube(format!("reading ConfigMap {cm_name}"), e))?

@@ -166,7 +166,7 @@ async fn job_progress(ctx: &Context, ns: &str, name: &str) -> Option<String> {
         })
         .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
         .filter(|m| !m.trim().is_empty())
-        .last()?;
+        .next_back()?;
     let line = message
         .lines()
         .rev()

@@ -9,8 +9,8 @@ use axum::Json;
 use axum::extract::State;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kaito_core::api::{TuningMethod, WorkspaceV1Beta1};
+use kaito_core::tuning::template_name;
 use kaito_core::validation::{Report, ValidationContext, check_create, check_update};
-use kaito_core::workload::default_config_map;
 use kube::api::{Api, ListParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -68,7 +68,7 @@ impl WebhookState {
                 Some(name) => wanted.push((ns.clone(), name)),
                 None => {
                     for m in [TuningMethod::Lora, TuningMethod::Qlora] {
-                        wanted.push((ctx.release_namespace.clone(), default_config_map(m)));
+                        wanted.push((ctx.release_namespace.clone(), template_name(m).to_owned()));
                     }
                 }
             }
