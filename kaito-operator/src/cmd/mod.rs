@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod artifact;
+mod model;
 pub mod operator;
 mod report;
 pub mod serve;

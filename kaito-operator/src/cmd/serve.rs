@@ -15,18 +15,33 @@ use kaito_core::traits::{AdapterRef, BaseModel, ModelRuntime, ServingSpec};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Base model: a Hugging Face layout directory or a `.gguf` file.
-    #[arg(long, env = "KAITO_MODEL")]
-    model: PathBuf,
+    #[arg(long, alias = "weights-dir", env = "KAITO_MODEL", required_unless_present = "preset")]
+    model: Option<PathBuf>,
+    /// The preset to serve (its local weights; the served model name defaults to it).
+    #[arg(long)]
+    preset: Option<String>,
     /// The name clients use for the base model (default: the file or directory name).
     #[arg(long)]
     served_model_name: Option<String>,
     /// An adapter: `NAME=SOURCE[@STRENGTH]`, SOURCE a directory or an image reference
-    /// (`registry/repo:tag`, `oci:<dir>:<tag>`); repeatable.
+    /// (`registry/repo:tag`, `oci://registry/repo:tag`, `oci:<dir>:<tag>`); repeatable.
     #[arg(long = "adapter")]
     adapters: Vec<String>,
+    /// An adapter's strength, `NAME=S` with S in [0, 1] (as KAITO passes it); repeatable.
+    #[arg(long = "adapter-strength")]
+    strengths: Vec<String>,
     /// Listen address.
     #[arg(long, default_value = "0.0.0.0:5000")]
     listen: SocketAddr,
+    /// Listen on 0.0.0.0:PORT (overrides --listen).
+    #[arg(long)]
+    port: Option<u16>,
+    /// KAITO's `inference_config.yaml` (checked to parse; its vLLM keys do not apply here).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Compute device; the binary must be built for it.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: super::model::Device,
     /// Where image adapters are extracted.
     #[arg(long, default_value = "/tmp/kaito-adapters")]
     adapter_dir: PathBuf,
@@ -64,8 +79,33 @@ fn parse_adapter(spec: &str) -> anyhow::Result<(String, String, f32)> {
     Ok((name.to_owned(), source.to_owned(), strength))
 }
 
+/// `NAME=S` strengths, each in [0, 1].
+fn parse_strengths(specs: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, f32>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, w) = spec.split_once('=').with_context(|| format!("--adapter-strength {spec:?}: expected NAME=S"))?;
+            let w: f32 = w.parse().with_context(|| format!("--adapter-strength {spec:?}: {w:?} is not a number"))?;
+            if !(0.0..=1.0).contains(&w) {
+                bail!("--adapter-strength {spec:?}: strength must be in [0, 1]");
+            }
+            Ok((name.to_owned(), w))
+        })
+        .collect()
+}
+
 /// Runs the server until Ctrl-C.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    super::model::check_device(args.device)?;
+    let strengths = parse_strengths(&args.strengths)?;
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let _: serde_json::Value =
+            serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        eprintln!("note: {}: vLLM settings do not apply to the Burn runtime", path.display());
+    }
+    let listen = args.port.map_or(args.listen, |p| SocketAddr::from(([0, 0, 0, 0], p)));
+    let model_path = super::model::resolve_model(args.model.as_deref(), args.preset.as_deref().unwrap_or_default())?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let options = ArtifactCliOptions {
@@ -76,6 +116,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let mut adapters = Vec::new();
         for spec in &args.adapters {
             let (name, source, strength) = parse_adapter(spec)?;
+            let strength = strengths.get(&name).copied().unwrap_or(strength);
+            let source = source.strip_prefix("oci://").unwrap_or(&source).to_owned();
             let local = PathBuf::from(&source);
             let dir = if local.is_dir() {
                 local
@@ -88,18 +130,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             };
             adapters.push(AdapterRef { name, dir, strength });
         }
-        let name = args.served_model_name.clone().unwrap_or_else(|| {
-            args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+        let name = args.served_model_name.clone().or_else(|| args.preset.clone()).unwrap_or_else(|| {
+            model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
         });
-        let spec = ServingSpec { base_model: BaseModel { name, path: args.model.clone() }, adapters };
+        let spec = ServingSpec { base_model: BaseModel { name, path: model_path.clone() }, adapters };
         let model = BurnRuntime.load(spec).await?;
         let limits = ServeLimits {
             max_new_tokens: args.max_new_tokens,
             max_concurrent_generations: args.max_concurrent.max(1),
             ..ServeLimits::default()
         };
-        eprintln!("serving {} on http://{}", model.model_name(), args.listen);
-        serve(args.listen, Arc::clone(&model), limits, async {
+        eprintln!("serving {} on http://{listen}", model.model_name());
+        serve(listen, Arc::clone(&model), limits, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;

