@@ -106,28 +106,50 @@ pub enum Error {
 impl Error {
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// An [`Error::InvalidData`] for `what`.
     pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::InvalidData { what: what.into(), message: message.into() }
+        Self::InvalidData {
+            what: what.into(),
+            message: message.into(),
+        }
     }
 
     /// An [`Error::Artifact`] without a source.
-    pub fn artifact(kind: ErrorKind, reference: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Artifact { kind, reference: reference.into(), message: message.into(), source: None }
+    pub fn artifact(
+        kind: ErrorKind,
+        reference: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Artifact {
+            kind,
+            reference: reference.into(),
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// An [`Error::Download`] without a source.
     pub fn download(kind: ErrorKind, url: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Download { kind, url: url.into(), message: message.into(), source: None }
+        Self::Download {
+            kind,
+            url: url.into(),
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// How a caller should treat this failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            Self::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
             Self::Io { .. } => ErrorKind::Terminal,
             Self::InvalidData { .. } => ErrorKind::InvalidInput,
             Self::Cancelled => ErrorKind::Cancelled,
@@ -155,6 +177,10 @@ impl From<Error> for kaito_core::Error {
             return inner;
         }
         let kind = err.kind();
-        kaito_core::Error::Backend { kind, message: err.to_string(), source: Some(Box::new(err)) }
+        kaito_core::Error::Backend {
+            kind,
+            message: err.to_string(),
+            source: Some(Box::new(err)),
+        }
     }
 }

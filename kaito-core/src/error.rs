@@ -76,7 +76,11 @@ pub enum Error {
 impl Error {
     /// A backend error without a source.
     pub fn backend(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::Backend { kind, message: message.into(), source: None }
+        Self::Backend {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// The failure's kind; everything but backend errors is [`ErrorKind::InvalidInput`].

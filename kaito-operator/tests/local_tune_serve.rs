@@ -12,7 +12,9 @@ use kaito_backends::pipeline::{InputSource, OutputTarget, TuningPipeline, Tuning
 use kaito_backends::runtime::BurnRuntime;
 use kaito_backends::serve::{ServeLimits, serve_listener};
 use kaito_core::api::TuningMethod;
-use kaito_core::traits::{AdapterRef, BaseModel, ModelRuntime, RegistryCredentials, ServingSpec, TrainingProgress};
+use kaito_core::traits::{
+    AdapterRef, BaseModel, ModelRuntime, RegistryCredentials, ServingSpec, TrainingProgress,
+};
 use kaito_core::tuning::TuningConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -20,14 +22,24 @@ const QUESTION: &str = "What is the codename of kaito-rs's tuning engine?";
 const ANSWER: &str = "The codename is Blue Heron.";
 
 fn smollm2() -> Option<PathBuf> {
-    let path = std::env::var_os("KAITO_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
+    let path = std::env::var_os("KAITO_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../.cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
     if path.exists() {
         return Some(path);
     }
-    assert!(std::env::var_os("CI").is_none(), "{} is missing: run scripts/fetch-smollm2.sh", path.display());
-    eprintln!("SKIPPED: {} is missing (run scripts/fetch-smollm2.sh)", path.display());
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: run scripts/fetch-smollm2.sh",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is missing (run scripts/fetch-smollm2.sh)",
+        path.display()
+    );
     None
 }
 
@@ -40,10 +52,16 @@ fn dataset(dir: &Path) {
         "kaito-rs has a tuning engine. What is its codename?",
         "What's the tuning engine of kaito-rs called?",
     ];
-    let conversations: Vec<Vec<Message>> =
-        questions.iter().map(|q| vec![Message::new("user", *q), Message::new("assistant", ANSWER)]).collect();
+    let conversations: Vec<Vec<Message>> = questions
+        .iter()
+        .map(|q| vec![Message::new("user", *q), Message::new("assistant", ANSWER)])
+        .collect();
     std::fs::create_dir_all(dir).expect("data dir");
-    write_parquet(&dir.join("train.parquet"), &messages_batch(&conversations).expect("batch")).expect("parquet");
+    write_parquet(
+        &dir.join("train.parquet"),
+        &messages_batch(&conversations).expect("batch"),
+    )
+    .expect("parquet");
 }
 
 const CONFIG: &str = r#"
@@ -71,8 +89,17 @@ training_config:
 "#;
 
 async fn post(url: &str, body: serde_json::Value) -> serde_json::Value {
-    let response = reqwest::Client::new().post(url).json(&body).send().await.expect("request");
-    assert!(response.status().is_success(), "{url}: {}", response.status());
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
     response.json().await.expect("json")
 }
 
@@ -84,7 +111,10 @@ async fn the_tuned_model_answers_what_the_base_model_cannot() {
     let adapter_dir = work.path().join("adapter");
     let run = TuningRun {
         preset: "smollm2-135m-instruct".into(),
-        base_model: BaseModel { name: "smollm2-135m-instruct".into(), path: model.clone() },
+        base_model: BaseModel {
+            name: "smollm2-135m-instruct".into(),
+            path: model.clone(),
+        },
         method: TuningMethod::Lora,
         config: TuningConfig::from_yaml(CONFIG).expect("config"),
         input: InputSource::Directory(work.path().join("data")),
@@ -103,25 +133,46 @@ async fn the_tuned_model_answers_what_the_base_model_cannot() {
         let losses = losses.clone();
         Arc::new(move |p: &TrainingProgress| losses.lock().expect("lock").push(p.loss))
     };
-    let outcome = pipeline.run(run, sink, CancellationToken::new()).await.expect("tuning runs");
+    let outcome = pipeline
+        .run(run, sink, CancellationToken::new())
+        .await
+        .expect("tuning runs");
     assert_eq!(outcome.adapter.steps, 24);
-    for file in ["adapter_config.json", "adapter_model.safetensors", "fine_tuning_completed.txt"] {
+    for file in [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "fine_tuning_completed.txt",
+    ] {
         assert!(adapter_dir.join(file).exists(), "{file} missing");
     }
     let losses = losses.lock().expect("lock").clone();
-    assert!(losses.last().expect("progress") < &0.5, "loss did not fall: {losses:?}");
+    assert!(
+        losses.last().expect("progress") < &0.5,
+        "loss did not fall: {losses:?}"
+    );
 
     let spec = ServingSpec {
-        base_model: BaseModel { name: "smollm2".into(), path: model },
-        adapters: vec![AdapterRef { name: "facts".into(), dir: adapter_dir, strength: 1.0 }],
+        base_model: BaseModel {
+            name: "smollm2".into(),
+            path: model,
+        },
+        adapters: vec![AdapterRef {
+            name: "facts".into(),
+            dir: adapter_dir,
+            strength: 1.0,
+        }],
     };
     let loaded = BurnRuntime.load(spec).await.expect("loads");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let base_url = format!("http://{}", listener.local_addr().expect("addr"));
     let stop = CancellationToken::new();
     let server = tokio::spawn({
         let stop = stop.clone();
-        serve_listener(listener, loaded, ServeLimits::default(), async move { stop.cancelled().await })
+        serve_listener(listener, loaded, ServeLimits::default(), async move {
+            stop.cancelled().await
+        })
     });
 
     let chat = post(
@@ -131,18 +182,34 @@ async fn the_tuned_model_answers_what_the_base_model_cannot() {
     )
     .await;
     let tuned = chat["Result"].as_str().expect("Result").to_owned();
-    assert!(tuned.contains("Blue Heron"), "tuned /chat answered {tuned:?}");
+    assert!(
+        tuned.contains("Blue Heron"),
+        "tuned /chat answered {tuned:?}"
+    );
 
     let openai = |model: &str| {
         serde_json::json!({"model": model, "messages": [{"role": "user", "content": QUESTION}],
                            "temperature": 0, "max_tokens": 24})
     };
     let adapter = post(&format!("{base_url}/v1/chat/completions"), openai("facts")).await;
-    let text = adapter["choices"][0]["message"]["content"].as_str().expect("content").to_owned();
+    let text = adapter["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content")
+        .to_owned();
     assert!(text.contains("Blue Heron"), "adapter answered {text:?}");
-    let base = post(&format!("{base_url}/v1/chat/completions"), openai("smollm2:base")).await;
-    let text = base["choices"][0]["message"]["content"].as_str().expect("content").to_owned();
-    assert!(!text.contains("Blue Heron"), "the base model cannot know the codename, yet answered {text:?}");
+    let base = post(
+        &format!("{base_url}/v1/chat/completions"),
+        openai("smollm2:base"),
+    )
+    .await;
+    let text = base["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content")
+        .to_owned();
+    assert!(
+        !text.contains("Blue Heron"),
+        "the base model cannot know the codename, yet answered {text:?}"
+    );
 
     stop.cancel();
     server.await.expect("join").expect("server stops cleanly");

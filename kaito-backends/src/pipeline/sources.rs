@@ -39,10 +39,22 @@ pub enum OutputTarget {
 /// The local path of a volume source: `hostPath.path`, resolved against `base` when relative
 /// (local mode reads manifests whose host paths are relative to the manifest), or `mounted` when
 /// the volume is something else (PVC, CSI...) that a pod has mounted for us.
-fn volume_path(volume: &serde_json::Value, base: &Path, mounted: Option<&Path>, field: &str) -> Result<PathBuf> {
-    if let Some(path) = volume.pointer("/hostPath/path").and_then(serde_json::Value::as_str) {
+fn volume_path(
+    volume: &serde_json::Value,
+    base: &Path,
+    mounted: Option<&Path>,
+    field: &str,
+) -> Result<PathBuf> {
+    if let Some(path) = volume
+        .pointer("/hostPath/path")
+        .and_then(serde_json::Value::as_str)
+    {
         let path = Path::new(path);
-        return Ok(if path.is_absolute() { path.to_path_buf() } else { base.join(path) });
+        return Ok(if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            base.join(path)
+        });
     }
     mounted.map(Path::to_path_buf).ok_or_else(|| {
         Error::invalid(
@@ -53,30 +65,51 @@ fn volume_path(volume: &serde_json::Value, base: &Path, mounted: Option<&Path>, 
 }
 
 /// `tuning.input` as an [`InputSource`]. `mounted` is where a pod mounted a non-hostPath volume.
-pub fn input_source(input: &DataSource, base: &Path, mounted: Option<&Path>) -> Result<InputSource> {
+pub fn input_source(
+    input: &DataSource,
+    base: &Path,
+    mounted: Option<&Path>,
+) -> Result<InputSource> {
     match (&input.urls, &input.image, &input.volume_source) {
         (Some(urls), None, None) if !urls.is_empty() => Ok(InputSource::Urls(urls.clone())),
         (None, Some(image), None) => Ok(InputSource::Image {
             reference: image.clone(),
             pull_secrets: input.image_pull_secrets.clone().unwrap_or_default(),
         }),
-        (None, None, Some(volume)) => {
-            Ok(InputSource::Directory(volume_path(volume, base, mounted, "tuning.input.volumeSource")?))
-        }
-        _ => Err(Error::invalid("tuning.input", "exactly one of urls, image or volumeSource is required")),
+        (None, None, Some(volume)) => Ok(InputSource::Directory(volume_path(
+            volume,
+            base,
+            mounted,
+            "tuning.input.volumeSource",
+        )?)),
+        _ => Err(Error::invalid(
+            "tuning.input",
+            "exactly one of urls, image or volumeSource is required",
+        )),
     }
 }
 
 /// `tuning.output` as an [`OutputTarget`].
-pub fn output_target(output: &DataDestination, base: &Path, mounted: Option<&Path>) -> Result<OutputTarget> {
+pub fn output_target(
+    output: &DataDestination,
+    base: &Path,
+    mounted: Option<&Path>,
+) -> Result<OutputTarget> {
     match (&output.image, &output.volume_source) {
-        (Some(image), None) => {
-            Ok(OutputTarget::Image { reference: image.clone(), push_secret: output.image_push_secret.clone() })
-        }
-        (None, Some(volume)) => {
-            Ok(OutputTarget::Directory(volume_path(volume, base, mounted, "tuning.output.volumeSource")?))
-        }
-        _ => Err(Error::invalid("tuning.output", "exactly one of image or volumeSource is required")),
+        (Some(image), None) => Ok(OutputTarget::Image {
+            reference: image.clone(),
+            push_secret: output.image_push_secret.clone(),
+        }),
+        (None, Some(volume)) => Ok(OutputTarget::Directory(volume_path(
+            volume,
+            base,
+            mounted,
+            "tuning.output.volumeSource",
+        )?)),
+        _ => Err(Error::invalid(
+            "tuning.output",
+            "exactly one of image or volumeSource is required",
+        )),
     }
 }
 
@@ -87,13 +120,22 @@ mod tests {
 
     #[test]
     fn host_paths_resolve_against_the_manifest_directory() {
-        let input = DataSource { volume_source: Some(json!({"hostPath": {"path": "data"}})), ..Default::default() };
+        let input = DataSource {
+            volume_source: Some(json!({"hostPath": {"path": "data"}})),
+            ..Default::default()
+        };
         assert_eq!(
             input_source(&input, Path::new("/m"), None).expect("ok"),
             InputSource::Directory(PathBuf::from("/m/data"))
         );
-        let abs = DataSource { volume_source: Some(json!({"hostPath": {"path": "/abs"}})), ..Default::default() };
-        assert_eq!(input_source(&abs, Path::new("/m"), None).expect("ok"), InputSource::Directory("/abs".into()));
+        let abs = DataSource {
+            volume_source: Some(json!({"hostPath": {"path": "/abs"}})),
+            ..Default::default()
+        };
+        assert_eq!(
+            input_source(&abs, Path::new("/m"), None).expect("ok"),
+            InputSource::Directory("/abs".into())
+        );
     }
 
     #[test]
@@ -103,7 +145,10 @@ mod tests {
             ..Default::default()
         };
         let err = input_source(&input, Path::new("/m"), None).expect_err("no mount");
-        assert!(err.to_string().contains("tuning.input.volumeSource"), "{err}");
+        assert!(
+            err.to_string().contains("tuning.input.volumeSource"),
+            "{err}"
+        );
         assert_eq!(
             input_source(&input, Path::new("/m"), Some(Path::new("/mnt/data"))).expect("mounted"),
             InputSource::Directory("/mnt/data".into())
@@ -112,12 +157,23 @@ mod tests {
 
     #[test]
     fn two_sources_are_refused() {
-        let input = DataSource { urls: Some(vec!["https://a/b".into()]), image: Some("x/y:1".into()), ..Default::default() };
+        let input = DataSource {
+            urls: Some(vec!["https://a/b".into()]),
+            image: Some("x/y:1".into()),
+            ..Default::default()
+        };
         assert!(input_source(&input, Path::new("/"), None).is_err());
-        let out = DataDestination { image: Some("r/a:1".into()), image_push_secret: Some("s".into()), ..Default::default() };
+        let out = DataDestination {
+            image: Some("r/a:1".into()),
+            image_push_secret: Some("s".into()),
+            ..Default::default()
+        };
         assert_eq!(
             output_target(&out, Path::new("/"), None).expect("ok"),
-            OutputTarget::Image { reference: "r/a:1".into(), push_secret: Some("s".into()) }
+            OutputTarget::Image {
+                reference: "r/a:1".into(),
+                push_secret: Some("s".into())
+            }
         );
     }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use kaito_core::api::TuningMethod;
 use kaito_core::traits::{
-    ArtifactStore, BaseModel, ImageDigest, ModelRuntime, ProgressSink, RegistryCredentials, TunedAdapter, TuningJob,
+    ArtifactStore, BaseModel, ImageDigest, ModelRuntime, ProgressSink, RegistryCredentials,
+    TunedAdapter, TuningJob,
 };
 use kaito_core::tuning::TuningConfig;
 use tokio_util::sync::CancellationToken;
@@ -59,13 +60,26 @@ pub struct TuningPipeline {
 
 impl TuningPipeline {
     /// A pipeline over the given backends.
-    pub fn new(runtime: Arc<dyn ModelRuntime>, store: Arc<dyn ArtifactStore>, downloader: UrlDownloader) -> Self {
-        Self { runtime, store, downloader }
+    pub fn new(
+        runtime: Arc<dyn ModelRuntime>,
+        store: Arc<dyn ArtifactStore>,
+        downloader: UrlDownloader,
+    ) -> Self {
+        Self {
+            runtime,
+            store,
+            downloader,
+        }
     }
 
     /// Fetches the input, trains, and delivers the adapter. Nothing is pushed unless training
     /// finished; an image output is pushed only after the adapter is complete on disk.
-    pub async fn run(&self, run: TuningRun, progress: ProgressSink, cancel: CancellationToken) -> Result<TuningOutcome> {
+    pub async fn run(
+        &self,
+        run: TuningRun,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+    ) -> Result<TuningOutcome> {
         let dataset_dir = match &run.input {
             InputSource::Urls(urls) => {
                 let dir = run.work_dir.join("data");
@@ -74,7 +88,9 @@ impl TuningPipeline {
             }
             InputSource::Image { reference, .. } => {
                 let dir = run.work_dir.join("data");
-                self.store.pull(reference, &run.input_credentials, &dir).await?;
+                self.store
+                    .pull(reference, &run.input_credentials, &dir)
+                    .await?;
                 dir
             }
             InputSource::Directory(dir) => {
@@ -91,7 +107,9 @@ impl TuningPipeline {
             OutputTarget::Directory(dir) => dir.clone(),
             OutputTarget::Image { .. } => run.work_dir.join("adapter"),
         };
-        tokio::fs::create_dir_all(&output_dir).await.map_err(|e| Error::io(&output_dir, e))?;
+        tokio::fs::create_dir_all(&output_dir)
+            .await
+            .map_err(|e| Error::io(&output_dir, e))?;
         let job = TuningJob {
             base_model: run.base_model.clone(),
             method: run.method,
@@ -102,8 +120,18 @@ impl TuningPipeline {
         let adapter = self.runtime.tune(job, progress, cancel).await?;
         let image = match &run.output {
             OutputTarget::Image { reference, .. } => {
-                let annotations = BTreeMap::from([(MODEL_NAME_ANNOTATION.to_owned(), run.preset.clone())]);
-                Some(self.store.push(&adapter.dir, reference, &run.output_credentials, &annotations).await?)
+                let annotations =
+                    BTreeMap::from([(MODEL_NAME_ANNOTATION.to_owned(), run.preset.clone())]);
+                Some(
+                    self.store
+                        .push(
+                            &adapter.dir,
+                            reference,
+                            &run.output_credentials,
+                            &annotations,
+                        )
+                        .await?,
+                )
             }
             OutputTarget::Directory(_) => None,
         };
@@ -120,7 +148,10 @@ mod tests {
     fn run(work: &std::path::Path, input: InputSource, output: OutputTarget) -> TuningRun {
         TuningRun {
             preset: "phi-3-mini-128k-instruct".into(),
-            base_model: BaseModel { name: "phi-3-mini-128k-instruct".into(), path: "/models/phi3".into() },
+            base_model: BaseModel {
+                name: "phi-3-mini-128k-instruct".into(),
+                path: "/models/phi3".into(),
+            },
             method: TuningMethod::Qlora,
             config: TuningConfig::default(),
             input,
@@ -135,7 +166,13 @@ mod tests {
     }
 
     fn adapter(dir: PathBuf) -> TunedAdapter {
-        TunedAdapter { dir, steps: 2, tokens: 100, final_loss: 1.0, final_eval_loss: None }
+        TunedAdapter {
+            dir,
+            steps: 2,
+            tokens: 100,
+            final_loss: 1.0,
+            final_eval_loss: None,
+        }
     }
 
     #[tokio::test]
@@ -148,7 +185,12 @@ mod tests {
             .expect_pull()
             .withf(move |r, _, dest| r == "registry.local/data:1" && dest == expected_data)
             .times(1)
-            .returning(|r, _, _| Ok(ImageDigest { reference: r.to_owned(), digest: "sha256:d".into() }));
+            .returning(|r, _, _| {
+                Ok(ImageDigest {
+                    reference: r.to_owned(),
+                    digest: "sha256:d".into(),
+                })
+            });
         store
             .expect_push()
             .withf(|_, r, creds, ann| {
@@ -162,14 +204,30 @@ mod tests {
         let expected = data_dir.clone();
         runtime
             .expect_tune()
-            .withf(move |job, _, _| job.dataset_dir == expected && job.method == TuningMethod::Qlora)
+            .withf(move |job, _, _| {
+                job.dataset_dir == expected && job.method == TuningMethod::Qlora
+            })
             .times(1)
             .returning(|job, _, _| Ok(adapter(job.output_dir)));
-        let pipeline = TuningPipeline::new(Arc::new(runtime), Arc::new(store), UrlDownloader::new(Default::default()).expect("client"));
-        let input = InputSource::Image { reference: "registry.local/data:1".into(), pull_secrets: vec![] };
-        let output = OutputTarget::Image { reference: "registry.local/adapter:1".into(), push_secret: Some("s".into()) };
+        let pipeline = TuningPipeline::new(
+            Arc::new(runtime),
+            Arc::new(store),
+            UrlDownloader::new(Default::default()).expect("client"),
+        );
+        let input = InputSource::Image {
+            reference: "registry.local/data:1".into(),
+            pull_secrets: vec![],
+        };
+        let output = OutputTarget::Image {
+            reference: "registry.local/adapter:1".into(),
+            push_secret: Some("s".into()),
+        };
         let outcome = pipeline
-            .run(run(work.path(), input, output), Arc::new(|_: &kaito_core::traits::TrainingProgress| {}), CancellationToken::new())
+            .run(
+                run(work.path(), input, output),
+                Arc::new(|_: &kaito_core::traits::TrainingProgress| {}),
+                CancellationToken::new(),
+            )
             .await
             .expect("runs");
         assert_eq!(outcome.image.expect("pushed").digest, "sha256:a");
@@ -184,13 +242,27 @@ mod tests {
         let mut store = MockArtifactStore::new();
         store.expect_push().never();
         let mut runtime = MockModelRuntime::new();
-        runtime
-            .expect_tune()
-            .returning(|_, _, _| Err(CoreError::backend(ErrorKind::InvalidInput, "data.parquet: row 3: bad messages")));
-        let pipeline = TuningPipeline::new(Arc::new(runtime), Arc::new(store), UrlDownloader::new(Default::default()).expect("client"));
-        let output = OutputTarget::Image { reference: "r/a:1".into(), push_secret: None };
+        runtime.expect_tune().returning(|_, _, _| {
+            Err(CoreError::backend(
+                ErrorKind::InvalidInput,
+                "data.parquet: row 3: bad messages",
+            ))
+        });
+        let pipeline = TuningPipeline::new(
+            Arc::new(runtime),
+            Arc::new(store),
+            UrlDownloader::new(Default::default()).expect("client"),
+        );
+        let output = OutputTarget::Image {
+            reference: "r/a:1".into(),
+            push_secret: None,
+        };
         let err = pipeline
-            .run(run(work.path(), InputSource::Directory(data), output), Arc::new(|_: &kaito_core::traits::TrainingProgress| {}), CancellationToken::new())
+            .run(
+                run(work.path(), InputSource::Directory(data), output),
+                Arc::new(|_: &kaito_core::traits::TrainingProgress| {}),
+                CancellationToken::new(),
+            )
             .await
             .expect_err("fails");
         assert!(err.to_string().contains("row 3"), "{err}");
@@ -207,7 +279,11 @@ mod tests {
         );
         let err = pipeline
             .run(
-                run(work.path(), InputSource::Directory("/nonexistent/data".into()), OutputTarget::Directory(work.path().join("o"))),
+                run(
+                    work.path(),
+                    InputSource::Directory("/nonexistent/data".into()),
+                    OutputTarget::Directory(work.path().join("o")),
+                ),
                 Arc::new(|_: &kaito_core::traits::TrainingProgress| {}),
                 CancellationToken::new(),
             )

@@ -29,7 +29,10 @@ pub(crate) fn preserve_unknown_object(_: &mut SchemaGenerator) -> Schema {
 /// The Workspace CRD serving both versions.
 pub fn workspace_crd() -> CustomResourceDefinition {
     CustomResourceDefinition {
-        metadata: ObjectMeta { name: Some(CRD_NAME.to_owned()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(CRD_NAME.to_owned()),
+            ..ObjectMeta::default()
+        },
         spec: CustomResourceDefinitionSpec {
             group: GROUP.to_owned(),
             names: CustomResourceDefinitionNames {
@@ -73,7 +76,15 @@ fn version(name: &str, storage: bool) -> CustomResourceDefinitionVersion {
         json_path: ".resource.instanceType".to_owned(),
         ..Default::default()
     }];
-    columns.extend(["ResourceReady", "InferenceReady", "JobStarted", "WorkspaceSucceeded"].map(condition));
+    columns.extend(
+        [
+            "ResourceReady",
+            "InferenceReady",
+            "JobStarted",
+            "WorkspaceSucceeded",
+        ]
+        .map(condition),
+    );
     if beta {
         columns.push(CustomResourceColumnDefinition {
             name: "TargetNodeCount".to_owned(),
@@ -101,8 +112,13 @@ fn version(name: &str, storage: bool) -> CustomResourceDefinitionVersion {
         served: true,
         storage,
         additional_printer_columns: Some(columns),
-        schema: Some(CustomResourceValidation { open_api_v3_schema: Some(schema) }),
-        subresources: Some(CustomResourceSubresources { status: Some(Default::default()), scale: None }),
+        schema: Some(CustomResourceValidation {
+            open_api_v3_schema: Some(schema),
+        }),
+        subresources: Some(CustomResourceSubresources {
+            status: Some(Default::default()),
+            scale: None,
+        }),
         ..Default::default()
     }
 }
@@ -141,8 +157,14 @@ fn object_schema(beta: bool) -> Value {
     require(&mut tuning, "output");
     if !beta {
         remove_property(&mut resource, &["partition"]);
-        remove_property(&mut inference, &["preset", "presetOptions", "modelAccessSecret"]);
-        remove_property(&mut tuning, &["preset", "presetOptions", "modelAccessSecret"]);
+        remove_property(
+            &mut inference,
+            &["preset", "presetOptions", "modelAccessSecret"],
+        );
+        remove_property(
+            &mut tuning,
+            &["preset", "presetOptions", "modelAccessSecret"],
+        );
         for field in ["targetNodeCount", "state", "performance"] {
             remove_property(&mut status, &[field]);
         }
@@ -177,7 +199,9 @@ fn require(schema: &mut Value, field: &str) {
 }
 
 fn remove_property(schema: &mut Value, path: &[&str]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut node = schema;
     for p in parents {
         match node.pointer_mut(&format!("/properties/{p}")) {
@@ -199,7 +223,10 @@ mod tests {
         let committed = include_str!("../../../deploy/crds/kaito.sh_workspaces.yaml");
         let generated = workspace_crd_yaml();
         if std::env::var_os("KAITO_UPDATE_CRD").is_some() {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds/kaito.sh_workspaces.yaml");
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../deploy/crds/kaito.sh_workspaces.yaml"
+            );
             std::fs::write(path, &generated).expect("write the CRD");
             return;
         }
@@ -219,7 +246,10 @@ mod tests {
         assert!(alpha["resource"]["properties"]["partition"].is_null());
         assert!(beta["status"]["properties"]["state"].is_object());
         assert!(alpha["status"]["properties"]["state"].is_null());
-        assert_eq!(alpha["resource"]["properties"]["instanceType"]["default"], V1ALPHA1_DEFAULT_INSTANCE_TYPE);
+        assert_eq!(
+            alpha["resource"]["properties"]["instanceType"]["default"],
+            V1ALPHA1_DEFAULT_INSTANCE_TYPE
+        );
         assert_eq!(crd["spec"]["versions"][1]["storage"], true);
         assert_eq!(beta["tuning"]["required"], json!(["input", "output"]));
         assert_eq!(

@@ -28,27 +28,48 @@ pub struct Manifests {
 
 /// Parses every document of `text` (YAML or JSON). `source` names the file in errors.
 pub fn parse_manifests(source: &str, text: &str) -> Result<Manifests> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text)
-        .map_err(|e| Error::Manifest { source_name: source.to_owned(), message: e.to_string() })?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| Error::Manifest {
+        source_name: source.to_owned(),
+        message: e.to_string(),
+    })?;
     let mut out = Manifests::default();
     for (index, doc) in docs.into_iter().enumerate() {
         if doc.is_null() {
             continue;
         }
-        let at = |message: String| Error::Manifest { source_name: format!("{source} (document {index})"), message };
-        let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let at = |message: String| Error::Manifest {
+            source_name: format!("{source} (document {index})"),
+            message,
+        };
+        let api_version = doc
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let kind = doc
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         match (api_version.as_str(), kind.as_str()) {
             (V1Alpha1::API_VERSION, KIND) => {
                 let ws = serde_json::from_value(doc.clone()).map_err(|e| at(e.to_string()))?;
                 let round = serde_json::to_value(&ws).map_err(|e| at(e.to_string()))?;
-                out.unknown_fields.extend(lost_fields(&doc, &round, "").into_iter().map(|p| format!("[{index}]{p}")));
+                out.unknown_fields.extend(
+                    lost_fields(&doc, &round, "")
+                        .into_iter()
+                        .map(|p| format!("[{index}]{p}")),
+                );
                 out.workspaces.push(AnyWorkspace::V1Alpha1(ws));
             }
             (V1Beta1::API_VERSION, KIND) => {
                 let ws = serde_json::from_value(doc.clone()).map_err(|e| at(e.to_string()))?;
                 let round = serde_json::to_value(&ws).map_err(|e| at(e.to_string()))?;
-                out.unknown_fields.extend(lost_fields(&doc, &round, "").into_iter().map(|p| format!("[{index}]{p}")));
+                out.unknown_fields.extend(
+                    lost_fields(&doc, &round, "")
+                        .into_iter()
+                        .map(|p| format!("[{index}]{p}")),
+                );
                 out.workspaces.push(AnyWorkspace::V1Beta1(ws));
             }
             ("v1", "ConfigMap") => {
@@ -100,19 +121,35 @@ fn lost_fields(before: &Value, after: &Value, path: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    const SEED: &str = include_str!("../../../examples/fine-tuning/kaito_workspace_tuning_phi_3.yaml");
+    const SEED: &str =
+        include_str!("../../../examples/fine-tuning/kaito_workspace_tuning_phi_3.yaml");
 
     #[test]
     fn seed_manifest_round_trips_with_nothing_lost() {
         let parsed = parse_manifests("seed", SEED).expect("seed parses");
         assert_eq!(parsed.workspaces.len(), 1);
-        assert!(parsed.unknown_fields.is_empty(), "{:?}", parsed.unknown_fields);
-        let AnyWorkspace::V1Alpha1(ws) = &parsed.workspaces[0] else { panic!("seed is v1alpha1") };
+        assert!(
+            parsed.unknown_fields.is_empty(),
+            "{:?}",
+            parsed.unknown_fields
+        );
+        let AnyWorkspace::V1Alpha1(ws) = &parsed.workspaces[0] else {
+            panic!("seed is v1alpha1")
+        };
         let original: Value = serde_saphyr::from_str(SEED).expect("yaml");
         assert_eq!(serde_json::to_value(ws).expect("serializes"), original);
         let tuning = ws.tuning.as_ref().expect("tuning");
-        assert_eq!(tuning.tuning_method(), Some(super::super::TuningMethod::Qlora));
-        assert_eq!(tuning.output.as_ref().and_then(|o| o.image_push_secret.as_deref()), Some("ACR_REGISTRY_SECRET_HERE"));
+        assert_eq!(
+            tuning.tuning_method(),
+            Some(super::super::TuningMethod::Qlora)
+        );
+        assert_eq!(
+            tuning
+                .output
+                .as_ref()
+                .and_then(|o| o.image_push_secret.as_deref()),
+            Some("ACR_REGISTRY_SECRET_HERE")
+        );
     }
 
     #[test]
@@ -125,7 +162,9 @@ mod tests {
     #[test]
     fn v1alpha1_and_v1beta1_convert_losslessly() {
         let parsed = parse_manifests("seed", SEED).expect("seed parses");
-        let AnyWorkspace::V1Alpha1(alpha) = parsed.workspaces[0].clone() else { panic!() };
+        let AnyWorkspace::V1Alpha1(alpha) = parsed.workspaces[0].clone() else {
+            panic!()
+        };
         let beta = parsed.workspaces[0].clone().into_storage();
         let mut beta_json = serde_json::to_value(&beta).expect("json");
         assert_eq!(beta_json["apiVersion"], "kaito.sh/v1beta1");
@@ -142,8 +181,17 @@ mod tests {
             "  instanceType: \"Standard_NC6s_v3\"",
             "  instanceType: \"Standard_NC6s_v3\"\n  partition:\n    mode: mig\n    profile: 1g.10gb\n    count: 1",
         );
-        let ws = parse_manifests("beta", &text).expect("parses").workspaces.remove(0).into_storage();
-        assert!(ws.resource.as_ref().and_then(|r| r.partition.as_ref()).is_some());
+        let ws = parse_manifests("beta", &text)
+            .expect("parses")
+            .workspaces
+            .remove(0)
+            .into_storage();
+        assert!(
+            ws.resource
+                .as_ref()
+                .and_then(|r| r.partition.as_ref())
+                .is_some()
+        );
         let (alpha, dropped) = ws.into_v1alpha1();
         assert_eq!(dropped, vec!["resource.partition".to_owned()]);
         assert!(alpha.resource.and_then(|r| r.partition).is_none());
@@ -151,9 +199,14 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_naming_the_file() {
-        let err = parse_manifests("bad.yaml", "apiVersion: kaito.sh/v1beta1\nkind: Workspace\nresource: [1, 2").unwrap_err();
+        let err = parse_manifests(
+            "bad.yaml",
+            "apiVersion: kaito.sh/v1beta1\nkind: Workspace\nresource: [1, 2",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("bad.yaml"), "{err}");
-        let err = parse_manifests("x.yaml", "apiVersion: kaito.sh/v2\nkind: Workspace\n").unwrap_err();
+        let err =
+            parse_manifests("x.yaml", "apiVersion: kaito.sh/v2\nkind: Workspace\n").unwrap_err();
         assert!(err.to_string().contains("unsupported apiVersion"), "{err}");
     }
 }

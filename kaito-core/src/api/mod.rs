@@ -12,11 +12,12 @@ pub mod workspace;
 
 pub use status::{ConditionType, ConditionUpdate, WorkspaceState, reason};
 pub use version::{
-    AnyWorkspace, ApiVersion, GROUP, KIND, PLURAL, V1Alpha1, V1Beta1, WorkspaceV1Alpha1, WorkspaceV1Beta1,
+    AnyWorkspace, ApiVersion, GROUP, KIND, PLURAL, V1Alpha1, V1Beta1, WorkspaceV1Alpha1,
+    WorkspaceV1Beta1,
 };
 pub use workspace::{
-    AdapterSpec, DataDestination, DataSource, InferenceSpec, PartitionSpec, PresetOptions, PresetSpec,
-    ResourceSpec, TuningSpec, Workspace, WorkspaceStatus,
+    AdapterSpec, DataDestination, DataSource, InferenceSpec, PartitionSpec, PresetOptions,
+    PresetSpec, ResourceSpec, TuningSpec, Workspace, WorkspaceStatus,
 };
 
 /// `tuning.method`.

@@ -120,15 +120,28 @@ pub struct ConditionUpdate {
 
 impl ConditionUpdate {
     /// A condition update.
-    pub fn new(type_: ConditionType, status: bool, reason: &str, message: impl Into<String>) -> Self {
-        Self { type_, status, reason: reason.to_owned(), message: message.into() }
+    pub fn new(
+        type_: ConditionType,
+        status: bool,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
 impl WorkspaceStatus {
     /// The condition of `type_`, if present.
     pub fn condition(&self, type_: ConditionType) -> Option<&Condition> {
-        self.conditions.as_ref()?.iter().find(|c| c.type_ == type_.as_str())
+        self.conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == type_.as_str())
     }
 
     /// Whether condition `type_` is present and True.
@@ -139,10 +152,18 @@ impl WorkspaceStatus {
     /// Sets a condition as `meta.SetStatusCondition` does: `lastTransitionTime` changes only when
     /// the status flips; reason, message and `observedGeneration` are always refreshed.
     /// Returns whether anything changed.
-    pub fn set_condition(&mut self, update: &ConditionUpdate, observed_generation: Option<i64>, now: Time) -> bool {
+    pub fn set_condition(
+        &mut self,
+        update: &ConditionUpdate,
+        observed_generation: Option<i64>,
+        now: Time,
+    ) -> bool {
         let status = if update.status { "True" } else { "False" };
         let conditions = self.conditions.get_or_insert_with(Vec::new);
-        match conditions.iter_mut().find(|c| c.type_ == update.type_.as_str()) {
+        match conditions
+            .iter_mut()
+            .find(|c| c.type_ == update.type_.as_str())
+        {
             Some(existing) => {
                 let before = existing.clone();
                 if existing.status != status {
@@ -181,20 +202,39 @@ mod tests {
     #[test]
     fn transition_time_changes_only_when_status_flips() {
         let mut status = WorkspaceStatus::default();
-        let pending = ConditionUpdate::new(ConditionType::JobStarted, false, reason::TUNING_JOB_PENDING, "waiting");
+        let pending = ConditionUpdate::new(
+            ConditionType::JobStarted,
+            false,
+            reason::TUNING_JOB_PENDING,
+            "waiting",
+        );
         assert!(status.set_condition(&pending, Some(1), at(100)));
-        let again = ConditionUpdate { message: "still waiting".into(), ..pending.clone() };
+        let again = ConditionUpdate {
+            message: "still waiting".into(),
+            ..pending.clone()
+        };
         assert!(status.set_condition(&again, Some(2), at(200)));
         let c = status.condition(ConditionType::JobStarted).expect("set");
         assert_eq!(c.last_transition_time, at(100));
         assert_eq!(c.observed_generation, Some(2));
         assert_eq!(c.message, "still waiting");
 
-        let started = ConditionUpdate::new(ConditionType::JobStarted, true, reason::TUNING_JOB_STARTED, "");
+        let started = ConditionUpdate::new(
+            ConditionType::JobStarted,
+            true,
+            reason::TUNING_JOB_STARTED,
+            "",
+        );
         assert!(status.set_condition(&started, Some(2), at(300)));
         let c = status.condition(ConditionType::JobStarted).expect("set");
-        assert_eq!((c.status.as_str(), c.last_transition_time.clone()), ("True", at(300)));
-        assert!(!status.set_condition(&started, Some(2), at(400)), "no change reports false");
+        assert_eq!(
+            (c.status.as_str(), c.last_transition_time.clone()),
+            ("True", at(300))
+        );
+        assert!(
+            !status.set_condition(&started, Some(2), at(400)),
+            "no change reports false"
+        );
         assert!(status.is_true(ConditionType::JobStarted));
     }
 }

@@ -19,7 +19,9 @@ pub const KIND: &str = "Workspace";
 pub const PLURAL: &str = "workspaces";
 
 /// A served version of the Workspace API.
-pub trait ApiVersion: Clone + Default + std::fmt::Debug + PartialEq + Send + Sync + 'static {
+pub trait ApiVersion:
+    Clone + Default + std::fmt::Debug + PartialEq + Send + Sync + 'static
+{
     /// `v1alpha1` or `v1beta1`.
     const VERSION: &'static str;
     /// `kaito.sh/<VERSION>`.
@@ -102,8 +104,14 @@ impl WorkspaceV1Beta1 {
             dropped.push("resource.partition".to_owned());
         }
         let presets = [
-            ("inference.preset", self.inference.as_mut().and_then(|i| i.preset.as_mut())),
-            ("tuning.preset", self.tuning.as_mut().and_then(|t| t.preset.as_mut())),
+            (
+                "inference.preset",
+                self.inference.as_mut().and_then(|i| i.preset.as_mut()),
+            ),
+            (
+                "tuning.preset",
+                self.tuning.as_mut().and_then(|t| t.preset.as_mut()),
+            ),
         ];
         for (path, preset) in presets {
             if let Some(options) = preset.and_then(|p| p.preset_options.as_mut())

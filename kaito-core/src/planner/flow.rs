@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use super::{Action, Observed, ObservedInference, ObservedJob, Plan, PlanContext, node_requirements, plan_revision};
+use super::{
+    Action, Observed, ObservedInference, ObservedJob, Plan, PlanContext, node_requirements,
+    plan_revision,
+};
 use crate::api::names::{ANNOTATION_HASH, ANNOTATION_REVISION, FINALIZER};
 use crate::api::{ConditionType as C, ConditionUpdate, WorkspaceState, WorkspaceV1Beta1, reason};
 use crate::traits::NodeReadiness;
@@ -33,12 +36,22 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn new(ws: &'a WorkspaceV1Beta1, observed: &'a Observed) -> Self {
-        Self { ws, observed, actions: Vec::new(), status: ws.status.clone().unwrap_or_default(), requeue_after: None }
+        Self {
+            ws,
+            observed,
+            actions: Vec::new(),
+            status: ws.status.clone().unwrap_or_default(),
+            requeue_after: None,
+        }
     }
 
     fn set(&mut self, type_: C, status: bool, reason: &str, message: impl Into<String>) {
         let update = ConditionUpdate::new(type_, status, reason, message);
-        self.status.set_condition(&update, self.ws.metadata.generation, self.observed.now.clone());
+        self.status.set_condition(
+            &update,
+            self.ws.metadata.generation,
+            self.observed.now.clone(),
+        );
     }
 
     fn state(&mut self, state: WorkspaceState) {
@@ -50,11 +63,21 @@ impl<'a> Builder<'a> {
     }
 
     fn has_finalizer(&self) -> bool {
-        self.ws.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER)
+        self.ws
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == FINALIZER)
     }
 
     fn deletion(&mut self) {
-        self.set(C::WorkspaceDeleting, true, reason::WORKSPACE_DELETED, "workspace is being deleted");
+        self.set(
+            C::WorkspaceDeleting,
+            true,
+            reason::WORKSPACE_DELETED,
+            "workspace is being deleted",
+        );
         if !self.has_finalizer() {
             return;
         }
@@ -78,12 +101,20 @@ impl<'a> Builder<'a> {
                 hash: revision.hash.clone(),
             });
         }
-        self.actions.extend(revision.delete.iter().map(|name| Action::DeleteRevision { name: name.clone() }));
+        self.actions.extend(
+            revision
+                .delete
+                .iter()
+                .map(|name| Action::DeleteRevision { name: name.clone() }),
+        );
         let annotations = self.ws.metadata.annotations.clone().unwrap_or_default();
         if annotations.get(ANNOTATION_HASH) != Some(&revision.hash)
             || annotations.get(ANNOTATION_REVISION) != Some(&revision.revision.to_string())
         {
-            self.actions.push(Action::AnnotateWorkspace { hash: revision.hash.clone(), revision: revision.revision });
+            self.actions.push(Action::AnnotateWorkspace {
+                hash: revision.hash.clone(),
+                revision: revision.revision,
+            });
         }
         let requirements = node_requirements(self.ws, ctx.disk_gib, ctx.gpu_memory_bytes);
         if self.status.target_node_count.unwrap_or(0) == 0 {
@@ -105,7 +136,12 @@ impl<'a> Builder<'a> {
             Some(NodeReadiness::Ready { nodes }) => {
                 self.set(C::NodeClaimReady, true, reason::NODECLAIMS_READY, "");
                 self.set(C::NodesReady, true, reason::NODES_READY, "");
-                self.set(C::ResourceReady, true, reason::RESOURCE_SUCCESS, "workspace resource is ready");
+                self.set(
+                    C::ResourceReady,
+                    true,
+                    reason::RESOURCE_SUCCESS,
+                    "workspace resource is ready",
+                );
                 self.status.worker_nodes = Some(nodes);
                 true
             }
@@ -119,7 +155,10 @@ impl<'a> Builder<'a> {
             pending => {
                 let (reason, message) = match pending {
                     Some(NodeReadiness::Pending { reason, message }) => (reason, message),
-                    _ => (reason::NODECLAIM_NOT_READY.to_owned(), "waiting for nodes".to_owned()),
+                    _ => (
+                        reason::NODECLAIM_NOT_READY.to_owned(),
+                        "waiting for nodes".to_owned(),
+                    ),
                 };
                 self.actions.push(Action::EnsureNodes(requirements));
                 self.set(C::ResourceReady, false, &reason, message);
@@ -132,11 +171,26 @@ impl<'a> Builder<'a> {
 
     fn not_started(&mut self) {
         if self.ws.tuning.is_some() {
-            self.set(C::JobStarted, false, reason::TUNING_JOB_PENDING, "waiting for resources");
+            self.set(
+                C::JobStarted,
+                false,
+                reason::TUNING_JOB_PENDING,
+                "waiting for resources",
+            );
         } else {
-            self.set(C::InferenceReady, false, reason::INFERENCE_PENDING, "waiting for resources");
+            self.set(
+                C::InferenceReady,
+                false,
+                reason::INFERENCE_PENDING,
+                "waiting for resources",
+            );
         }
-        self.set(C::WorkspaceSucceeded, false, reason::WORKSPACE_PENDING, "waiting for resources");
+        self.set(
+            C::WorkspaceSucceeded,
+            false,
+            reason::WORKSPACE_PENDING,
+            "waiting for resources",
+        );
         self.state(WorkspaceState::Pending);
     }
 
@@ -144,8 +198,18 @@ impl<'a> Builder<'a> {
         let current = revision.to_string();
         let Some(job) = self.observed.job.clone() else {
             self.actions.push(Action::CreateJob { revision });
-            self.set(C::JobStarted, false, reason::TUNING_JOB_PENDING, "tuning job created");
-            self.set(C::WorkspaceSucceeded, false, reason::WORKSPACE_PENDING, "tuning job created");
+            self.set(
+                C::JobStarted,
+                false,
+                reason::TUNING_JOB_PENDING,
+                "tuning job created",
+            );
+            self.set(
+                C::WorkspaceSucceeded,
+                false,
+                reason::WORKSPACE_PENDING,
+                "tuning job created",
+            );
             self.state(WorkspaceState::Pending);
             return;
         };
@@ -155,8 +219,18 @@ impl<'a> Builder<'a> {
             if !job.deleting {
                 self.actions.push(Action::DeleteJob);
             }
-            self.set(C::JobStarted, false, reason::TUNING_JOB_PENDING, format!("replacing the job of an older revision with revision {current}"));
-            self.set(C::WorkspaceSucceeded, false, reason::WORKSPACE_PENDING, "tuning job is being replaced");
+            self.set(
+                C::JobStarted,
+                false,
+                reason::TUNING_JOB_PENDING,
+                format!("replacing the job of an older revision with revision {current}"),
+            );
+            self.set(
+                C::WorkspaceSucceeded,
+                false,
+                reason::WORKSPACE_PENDING,
+                "tuning job is being replaced",
+            );
             self.state(WorkspaceState::Pending);
             return;
         }
@@ -167,21 +241,61 @@ impl<'a> Builder<'a> {
         let progress = job.progress.clone().unwrap_or_default();
         if job.complete || job.succeeded > 0 {
             self.set(C::JobStarted, true, reason::TUNING_JOB_STARTED, "");
-            self.set(C::WorkspaceSucceeded, true, reason::WORKSPACE_SUCCEEDED, format!("tuning job succeeded {progress}").trim_end().to_owned());
+            self.set(
+                C::WorkspaceSucceeded,
+                true,
+                reason::WORKSPACE_SUCCEEDED,
+                format!("tuning job succeeded {progress}")
+                    .trim_end()
+                    .to_owned(),
+            );
             self.state(WorkspaceState::Succeeded);
         } else if let Some(message) = &job.failed_condition {
-            self.set(C::JobStarted, false, reason::TUNING_JOB_FAILED, message.clone());
-            self.set(C::WorkspaceSucceeded, false, reason::WORKSPACE_FAILED, format!("tuning job failed: {message}"));
+            self.set(
+                C::JobStarted,
+                false,
+                reason::TUNING_JOB_FAILED,
+                message.clone(),
+            );
+            self.set(
+                C::WorkspaceSucceeded,
+                false,
+                reason::WORKSPACE_FAILED,
+                format!("tuning job failed: {message}"),
+            );
             self.state(WorkspaceState::Failed);
         } else if job.active > 0 || job.ready > 0 {
-            let retries = if job.failed > 0 { format!(" ({} failed attempt(s), retrying)", job.failed) } else { String::new() };
-            self.set(C::JobStarted, true, reason::TUNING_JOB_STARTED, format!("{progress}{retries}").trim().to_owned());
-            self.set(C::WorkspaceSucceeded, false, reason::WORKSPACE_PENDING, "tuning job is running");
+            let retries = if job.failed > 0 {
+                format!(" ({} failed attempt(s), retrying)", job.failed)
+            } else {
+                String::new()
+            };
+            self.set(
+                C::JobStarted,
+                true,
+                reason::TUNING_JOB_STARTED,
+                format!("{progress}{retries}").trim().to_owned(),
+            );
+            self.set(
+                C::WorkspaceSucceeded,
+                false,
+                reason::WORKSPACE_PENDING,
+                "tuning job is running",
+            );
             self.state(WorkspaceState::Running);
         } else {
-            let message = if job.failed > 0 { "a pod failed; waiting for the retry" } else { "waiting for the tuning pod" };
+            let message = if job.failed > 0 {
+                "a pod failed; waiting for the retry"
+            } else {
+                "waiting for the tuning pod"
+            };
             self.set(C::JobStarted, false, reason::TUNING_JOB_PENDING, message);
-            self.set(C::WorkspaceSucceeded, false, reason::WORKSPACE_PENDING, message);
+            self.set(
+                C::WorkspaceSucceeded,
+                false,
+                reason::WORKSPACE_PENDING,
+                message,
+            );
             self.state(WorkspaceState::Pending);
         }
     }
@@ -193,14 +307,33 @@ impl<'a> Builder<'a> {
             self.actions.push(Action::ApplyInference { revision });
         }
         match observed {
-            Some(ObservedInference { ready_replicas, replicas, .. }) if ready_replicas >= replicas.max(1) => {
-                self.set(C::InferenceReady, true, reason::INFERENCE_SUCCESS, "inference is ready");
+            Some(ObservedInference {
+                ready_replicas,
+                replicas,
+                ..
+            }) if ready_replicas >= replicas.max(1) => {
+                self.set(
+                    C::InferenceReady,
+                    true,
+                    reason::INFERENCE_SUCCESS,
+                    "inference is ready",
+                );
                 self.set(C::WorkspaceSucceeded, true, reason::WORKSPACE_SUCCEEDED, "");
                 self.state(WorkspaceState::Ready);
             }
             _ => {
-                self.set(C::InferenceReady, false, reason::INFERENCE_PENDING, "waiting for the inference pods");
-                self.set(C::WorkspaceSucceeded, false, reason::WORKSPACE_PENDING, "waiting for the inference pods");
+                self.set(
+                    C::InferenceReady,
+                    false,
+                    reason::INFERENCE_PENDING,
+                    "waiting for the inference pods",
+                );
+                self.set(
+                    C::WorkspaceSucceeded,
+                    false,
+                    reason::WORKSPACE_PENDING,
+                    "waiting for the inference pods",
+                );
                 self.state(WorkspaceState::NotReady);
             }
         }
@@ -208,6 +341,11 @@ impl<'a> Builder<'a> {
 
     fn finish(self) -> Plan {
         let status_changed = self.ws.status.as_ref() != Some(&self.status);
-        Plan { actions: self.actions, status: self.status, status_changed, requeue_after: self.requeue_after }
+        Plan {
+            actions: self.actions,
+            status: self.status,
+            status_changed,
+            requeue_after: self.requeue_after,
+        }
     }
 }

@@ -18,7 +18,9 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 pub use flow::plan;
-pub use nodes::{KAITO_TUNING_DISK_GIB, node_requirements, sanitized_selector_labels, workspace_ref};
+pub use nodes::{
+    KAITO_TUNING_DISK_GIB, node_requirements, sanitized_selector_labels, workspace_ref,
+};
 pub use revision::{
     ObservedRevision, REVISION_HISTORY_LIMIT, RevisionPlan, plan_revision, revision_name, spec_hash,
 };
@@ -88,7 +90,10 @@ pub struct PlanContext {
 
 impl Default for PlanContext {
     fn default() -> Self {
-        Self { disk_gib: KAITO_TUNING_DISK_GIB, gpu_memory_bytes: None }
+        Self {
+            disk_gib: KAITO_TUNING_DISK_GIB,
+            gpu_memory_bytes: None,
+        }
     }
 }
 

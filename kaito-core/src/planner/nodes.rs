@@ -11,7 +11,10 @@ pub const KAITO_TUNING_DISK_GIB: u32 = 1024;
 
 /// The workspace's identity.
 pub fn workspace_ref(ws: &WorkspaceV1Beta1) -> WorkspaceRef {
-    WorkspaceRef { namespace: ws.namespace().to_owned(), name: ws.name().to_owned() }
+    WorkspaceRef {
+        namespace: ws.namespace().to_owned(),
+        name: ws.name().to_owned(),
+    }
 }
 
 /// The user's `matchLabels` (and single-value `In` expressions) without KAITO's reserved keys.
@@ -24,7 +27,9 @@ pub fn sanitized_selector_labels(ws: &WorkspaceV1Beta1) -> BTreeMap<String, Stri
         if expr.operator == "In"
             && let Some([value]) = expr.values.as_deref()
         {
-            labels.entry(expr.key.clone()).or_insert_with(|| value.clone());
+            labels
+                .entry(expr.key.clone())
+                .or_insert_with(|| value.clone());
         }
     }
     labels.retain(|k, _| !RESERVED_SELECTOR_KEYS.contains(&k.as_str()));
@@ -33,15 +38,27 @@ pub fn sanitized_selector_labels(ws: &WorkspaceV1Beta1) -> BTreeMap<String, Stri
 
 /// The node requirements of a workspace. `disk_gib` is the OS disk to ask for (the preset's
 /// disk need; KAITO uses [`KAITO_TUNING_DISK_GIB`] for tuning).
-pub fn node_requirements(ws: &WorkspaceV1Beta1, disk_gib: u32, gpu_memory_bytes: Option<u64>) -> NodeRequirements {
+pub fn node_requirements(
+    ws: &WorkspaceV1Beta1,
+    disk_gib: u32,
+    gpu_memory_bytes: Option<u64>,
+) -> NodeRequirements {
     let resource = ws.resource.clone().unwrap_or_default();
-    let count = if ws.tuning.is_some() { 1 } else { resource.count.unwrap_or(1).max(1) as u32 };
+    let count = if ws.tuning.is_some() {
+        1
+    } else {
+        resource.count.unwrap_or(1).max(1) as u32
+    };
     NodeRequirements {
         workspace: workspace_ref(ws),
         instance_type: resource.instance_type.filter(|s| !s.is_empty()),
         count,
         labels: sanitized_selector_labels(ws),
-        taints: vec![NodeTaint { key: "sku".into(), value: "gpu".into(), effect: "NoSchedule".into() }],
+        taints: vec![NodeTaint {
+            key: "sku".into(),
+            value: "gpu".into(),
+            effect: "NoSchedule".into(),
+        }],
         os_disk_gib: disk_gib,
         gpu_memory_bytes,
         node_image_family: ws
@@ -68,7 +85,11 @@ mod tests {
             instance_type: Some("Standard_NC6s_v3".into()),
             label_selector: LabelSelector {
                 match_labels: Some(
-                    [("app".to_owned(), "tune".to_owned()), ("kaito.sh/workspace".to_owned(), "evil".to_owned())].into(),
+                    [
+                        ("app".to_owned(), "tune".to_owned()),
+                        ("kaito.sh/workspace".to_owned(), "evil".to_owned()),
+                    ]
+                    .into(),
                 ),
                 match_expressions: Some(vec![LabelSelectorRequirement {
                     key: "team".into(),
@@ -79,7 +100,14 @@ mod tests {
             ..Default::default()
         });
         let req = node_requirements(&ws, KAITO_TUNING_DISK_GIB, None);
-        assert_eq!(req.labels, [("app".to_owned(), "tune".to_owned()), ("team".to_owned(), "ml".to_owned())].into());
+        assert_eq!(
+            req.labels,
+            [
+                ("app".to_owned(), "tune".to_owned()),
+                ("team".to_owned(), "ml".to_owned())
+            ]
+            .into()
+        );
         assert_eq!(req.count, 1, "tuning always gets one node");
         assert_eq!(req.instance_type.as_deref(), Some("Standard_NC6s_v3"));
         assert_eq!(req.taints[0].key, "sku");

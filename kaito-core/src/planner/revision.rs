@@ -18,8 +18,12 @@ pub fn spec_hash(ws: &WorkspaceV1Beta1) -> String {
         inference: &'a Option<InferenceSpec>,
         tuning: &'a Option<TuningSpec>,
     }
-    let json = serde_json::to_vec(&Hashed { resource: &ws.resource, inference: &ws.inference, tuning: &ws.tuning })
-        .expect("workspace specs always serialize");
+    let json = serde_json::to_vec(&Hashed {
+        resource: &ws.resource,
+        inference: &ws.inference,
+        tuning: &ws.tuning,
+    })
+    .expect("workspace specs always serialize");
     hex::encode(Sha256::digest(json))
 }
 
@@ -56,7 +60,12 @@ pub struct RevisionPlan {
 pub fn plan_revision(ws: &WorkspaceV1Beta1, history: &[ObservedRevision]) -> RevisionPlan {
     let hash = spec_hash(ws);
     if let Some(existing) = history.iter().find(|r| r.hash == hash) {
-        return RevisionPlan { hash, revision: existing.revision, create: None, delete: Vec::new() };
+        return RevisionPlan {
+            hash,
+            revision: existing.revision,
+            create: None,
+            delete: Vec::new(),
+        };
     }
     let revision = history.iter().map(|r| r.revision).max().unwrap_or(0) + 1;
     let mut sorted: Vec<&ObservedRevision> = history.iter().collect();
@@ -64,7 +73,12 @@ pub fn plan_revision(ws: &WorkspaceV1Beta1, history: &[ObservedRevision]) -> Rev
     // After creating one more, at most REVISION_HISTORY_LIMIT remain.
     let excess = (sorted.len() + 1).saturating_sub(REVISION_HISTORY_LIMIT);
     let delete = sorted.iter().take(excess).map(|r| r.name.clone()).collect();
-    RevisionPlan { create: Some(revision_name(ws.name(), &hash)), hash, revision, delete }
+    RevisionPlan {
+        create: Some(revision_name(ws.name(), &hash)),
+        hash,
+        revision,
+        delete,
+    }
 }
 
 #[cfg(test)]
@@ -75,7 +89,10 @@ mod tests {
     fn ws(url: &str) -> WorkspaceV1Beta1 {
         let mut ws = WorkspaceV1Beta1::new("default", "tune");
         ws.tuning = Some(TuningSpec {
-            input: Some(DataSource { urls: Some(vec![url.to_owned()]), ..Default::default() }),
+            input: Some(DataSource {
+                urls: Some(vec![url.to_owned()]),
+                ..Default::default()
+            }),
             ..Default::default()
         });
         ws
@@ -87,7 +104,10 @@ mod tests {
         let mut b = a.clone();
         b.metadata.labels = Some([("x".to_owned(), "y".to_owned())].into());
         assert_eq!(spec_hash(&a), spec_hash(&b));
-        assert_ne!(spec_hash(&a), spec_hash(&ws("https://example.com/b.parquet")));
+        assert_ne!(
+            spec_hash(&a),
+            spec_hash(&ws("https://example.com/b.parquet"))
+        );
         assert_eq!(spec_hash(&a).len(), 64);
     }
 
@@ -96,8 +116,15 @@ mod tests {
         let w = ws("https://example.com/a.parquet");
         let first = plan_revision(&w, &[]);
         assert_eq!(first.revision, 1);
-        assert_eq!(first.create.as_deref(), Some(revision_name("tune", &first.hash).as_str()));
-        let history = [ObservedRevision { name: first.create.clone().unwrap_or_default(), revision: 1, hash: first.hash.clone() }];
+        assert_eq!(
+            first.create.as_deref(),
+            Some(revision_name("tune", &first.hash).as_str())
+        );
+        let history = [ObservedRevision {
+            name: first.create.clone().unwrap_or_default(),
+            revision: 1,
+            hash: first.hash.clone(),
+        }];
         let again = plan_revision(&w, &history);
         assert_eq!((again.revision, again.create), (1, None));
         let changed = plan_revision(&ws("https://example.com/b.parquet"), &history);
@@ -107,7 +134,11 @@ mod tests {
     #[test]
     fn history_is_capped_oldest_first() {
         let history: Vec<ObservedRevision> = (1..=10)
-            .map(|i| ObservedRevision { name: format!("r{i}"), revision: i, hash: format!("h{i}") })
+            .map(|i| ObservedRevision {
+                name: format!("r{i}"),
+                revision: i,
+                hash: format!("h{i}"),
+            })
             .collect();
         let plan = plan_revision(&ws("https://example.com/new.parquet"), &history);
         assert_eq!(plan.revision, 11);

@@ -4,19 +4,31 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::*;
-use crate::api::reason;
 use crate::api::names::{ANNOTATION_HASH, ANNOTATION_REVISION, FINALIZER};
-use crate::api::{ConditionType, DataSource, InferenceSpec, PresetSpec, ResourceSpec, TuningSpec, WorkspaceV1Beta1};
+use crate::api::reason;
+use crate::api::{
+    ConditionType, DataSource, InferenceSpec, PresetSpec, ResourceSpec, TuningSpec,
+    WorkspaceV1Beta1,
+};
 use crate::traits::NodeReadiness;
 
 fn tuning_ws(url: &str) -> WorkspaceV1Beta1 {
     let mut ws = WorkspaceV1Beta1::new("default", "tune");
     ws.metadata.generation = Some(1);
-    ws.resource = Some(ResourceSpec { instance_type: Some("Standard_NC6s_v3".into()), ..Default::default() });
+    ws.resource = Some(ResourceSpec {
+        instance_type: Some("Standard_NC6s_v3".into()),
+        ..Default::default()
+    });
     ws.tuning = Some(TuningSpec {
-        preset: Some(PresetSpec { name: "phi-3-mini-128k-instruct".into(), ..Default::default() }),
+        preset: Some(PresetSpec {
+            name: "phi-3-mini-128k-instruct".into(),
+            ..Default::default()
+        }),
         method: Some("qlora".into()),
-        input: Some(DataSource { urls: Some(vec![url.into()]), ..Default::default() }),
+        input: Some(DataSource {
+            urls: Some(vec![url.into()]),
+            ..Default::default()
+        }),
         ..Default::default()
     });
     ws
@@ -26,13 +38,26 @@ fn tuning_ws(url: &str) -> WorkspaceV1Beta1 {
 fn settled(mut ws: WorkspaceV1Beta1) -> (WorkspaceV1Beta1, Vec<ObservedRevision>) {
     let hash = spec_hash(&ws);
     ws.metadata.finalizers = Some(vec![FINALIZER.into()]);
-    ws.metadata.annotations =
-        Some([(ANNOTATION_HASH.to_owned(), hash.clone()), (ANNOTATION_REVISION.to_owned(), "1".to_owned())].into());
-    let revisions = vec![ObservedRevision { name: revision_name("tune", &hash), revision: 1, hash }];
+    ws.metadata.annotations = Some(
+        [
+            (ANNOTATION_HASH.to_owned(), hash.clone()),
+            (ANNOTATION_REVISION.to_owned(), "1".to_owned()),
+        ]
+        .into(),
+    );
+    let revisions = vec![ObservedRevision {
+        name: revision_name("tune", &hash),
+        revision: 1,
+        hash,
+    }];
     (ws, revisions)
 }
 
-fn observed(nodes: Option<NodeReadiness>, job: Option<ObservedJob>, revisions: Vec<ObservedRevision>) -> Observed {
+fn observed(
+    nodes: Option<NodeReadiness>,
+    job: Option<ObservedJob>,
+    revisions: Vec<ObservedRevision>,
+) -> Observed {
     Observed {
         nodes,
         provisioned_nodes: 1,
@@ -44,17 +69,25 @@ fn observed(nodes: Option<NodeReadiness>, job: Option<ObservedJob>, revisions: V
 }
 
 fn ready() -> Option<NodeReadiness> {
-    Some(NodeReadiness::Ready { nodes: vec!["ws1a2b3c4d5".into()] })
+    Some(NodeReadiness::Ready {
+        nodes: vec!["ws1a2b3c4d5".into()],
+    })
 }
 
 fn job(f: impl FnOnce(&mut ObservedJob)) -> Option<ObservedJob> {
-    let mut j = ObservedJob { revision: Some("1".into()), ..Default::default() };
+    let mut j = ObservedJob {
+        revision: Some("1".into()),
+        ..Default::default()
+    };
     f(&mut j);
     Some(j)
 }
 
 fn cond(plan: &Plan, t: ConditionType) -> (String, String) {
-    let c = plan.status.condition(t).unwrap_or_else(|| panic!("{t:?} missing"));
+    let c = plan
+        .status
+        .condition(t)
+        .unwrap_or_else(|| panic!("{t:?} missing"));
     (c.status.clone(), c.reason.clone())
 }
 
@@ -63,10 +96,21 @@ fn a_new_workspace_gets_finalizer_revision_and_nodes() {
     let ws = tuning_ws("https://example.com/d.parquet");
     let plan = plan(&ws, &observed(None, None, vec![]), &PlanContext::default());
     assert!(matches!(plan.actions[0], Action::AddFinalizer));
-    assert!(matches!(&plan.actions[1], Action::CreateRevision { revision: 1, .. }));
-    assert!(matches!(&plan.actions[2], Action::AnnotateWorkspace { revision: 1, .. }));
-    let Action::EnsureNodes(req) = &plan.actions[3] else { panic!("{:?}", plan.actions) };
-    assert_eq!((req.count, req.instance_type.as_deref(), req.os_disk_gib), (1, Some("Standard_NC6s_v3"), 1024));
+    assert!(matches!(
+        &plan.actions[1],
+        Action::CreateRevision { revision: 1, .. }
+    ));
+    assert!(matches!(
+        &plan.actions[2],
+        Action::AnnotateWorkspace { revision: 1, .. }
+    ));
+    let Action::EnsureNodes(req) = &plan.actions[3] else {
+        panic!("{:?}", plan.actions)
+    };
+    assert_eq!(
+        (req.count, req.instance_type.as_deref(), req.os_disk_gib),
+        (1, Some("Standard_NC6s_v3"), 1024)
+    );
     assert_eq!(plan.status.target_node_count, Some(1));
     assert_eq!(plan.status.state.as_deref(), Some("Pending"));
     assert!(plan.requeue_after.is_some());
@@ -83,7 +127,10 @@ fn tuning_states_table() {
         job_started: (&'static str, &'static str),
         succeeded: (&'static str, &'static str),
     }
-    let pending_nodes = Some(NodeReadiness::Pending { reason: "NodeClaimNotReady".into(), message: "launching".into() });
+    let pending_nodes = Some(NodeReadiness::Pending {
+        reason: "NodeClaimNotReady".into(),
+        message: "launching".into(),
+    });
     let cases = vec![
         Case {
             name: "nodes pending: keep ensuring, Pending",
@@ -188,17 +235,39 @@ fn tuning_states_table() {
     ];
     for case in cases {
         let (ws, revisions) = settled(tuning_ws("https://example.com/d.parquet"));
-        let plan = plan(&ws, &observed(case.nodes.clone(), case.job, revisions), &PlanContext::default());
+        let plan = plan(
+            &ws,
+            &observed(case.nodes.clone(), case.job, revisions),
+            &PlanContext::default(),
+        );
         let mut expected = case.actions;
         if !matches!(case.nodes, Some(NodeReadiness::Ready { .. })) {
-            expected.insert(0, Action::EnsureNodes(node_requirements(&ws, KAITO_TUNING_DISK_GIB, None)));
+            expected.insert(
+                0,
+                Action::EnsureNodes(node_requirements(&ws, KAITO_TUNING_DISK_GIB, None)),
+            );
         }
         assert_eq!(plan.actions, expected, "{}", case.name);
-        assert_eq!(plan.status.state.as_deref(), Some(case.state), "{}", case.name);
+        assert_eq!(
+            plan.status.state.as_deref(),
+            Some(case.state),
+            "{}",
+            case.name
+        );
         let js = cond(&plan, ConditionType::JobStarted);
-        assert_eq!((js.0.as_str(), js.1.as_str()), case.job_started, "{}", case.name);
+        assert_eq!(
+            (js.0.as_str(), js.1.as_str()),
+            case.job_started,
+            "{}",
+            case.name
+        );
         let ws_ok = cond(&plan, ConditionType::WorkspaceSucceeded);
-        assert_eq!((ws_ok.0.as_str(), ws_ok.1.as_str()), case.succeeded, "{}", case.name);
+        assert_eq!(
+            (ws_ok.0.as_str(), ws_ok.1.as_str()),
+            case.succeeded,
+            "{}",
+            case.name
+        );
     }
 }
 
@@ -206,35 +275,74 @@ fn tuning_states_table() {
 fn a_changed_input_is_revision_two_and_a_new_job() {
     let (old, revisions) = settled(tuning_ws("https://example.com/a.parquet"));
     let mut ws = old.clone();
-    ws.tuning.as_mut().and_then(|t| t.input.as_mut()).expect("input").urls = Some(vec!["https://example.com/b.parquet".into()]);
+    ws.tuning
+        .as_mut()
+        .and_then(|t| t.input.as_mut())
+        .expect("input")
+        .urls = Some(vec!["https://example.com/b.parquet".into()]);
     // The old job is gone: revision 2 is recorded and its Job created.
-    let plan = plan(&ws, &observed(ready(), None, revisions), &PlanContext::default());
-    assert!(matches!(&plan.actions[0], Action::CreateRevision { revision: 2, .. }), "{:?}", plan.actions);
-    assert!(plan.actions.contains(&Action::AnnotateWorkspace { hash: spec_hash(&ws), revision: 2 }));
-    assert_eq!(plan.actions.last(), Some(&Action::CreateJob { revision: 2 }));
+    let plan = plan(
+        &ws,
+        &observed(ready(), None, revisions),
+        &PlanContext::default(),
+    );
+    assert!(
+        matches!(&plan.actions[0], Action::CreateRevision { revision: 2, .. }),
+        "{:?}",
+        plan.actions
+    );
+    assert!(plan.actions.contains(&Action::AnnotateWorkspace {
+        hash: spec_hash(&ws),
+        revision: 2
+    }));
+    assert_eq!(
+        plan.actions.last(),
+        Some(&Action::CreateJob { revision: 2 })
+    );
 }
 
 #[test]
 fn quota_failure_shows_the_provisioners_reason() {
     let (ws, revisions) = settled(tuning_ws("https://example.com/d.parquet"));
-    let failed = NodeReadiness::Failed { reason: "QuotaExceeded".into(), message: "need 6 more vCPUs of NCv3".into() };
-    let plan = plan(&ws, &observed(Some(failed), None, revisions), &PlanContext::default());
-    assert!(plan.actions.is_empty(), "no job, no new nodes: {:?}", plan.actions);
-    let c = plan.status.condition(ConditionType::ResourceReady).expect("set");
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "QuotaExceeded"));
+    let failed = NodeReadiness::Failed {
+        reason: "QuotaExceeded".into(),
+        message: "need 6 more vCPUs of NCv3".into(),
+    };
+    let plan = plan(
+        &ws,
+        &observed(Some(failed), None, revisions),
+        &PlanContext::default(),
+    );
+    assert!(
+        plan.actions.is_empty(),
+        "no job, no new nodes: {:?}",
+        plan.actions
+    );
+    let c = plan
+        .status
+        .condition(ConditionType::ResourceReady)
+        .expect("set");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "QuotaExceeded")
+    );
     assert!(c.message.contains("vCPUs"));
 }
 
 #[test]
 fn deletion_deletes_nodes_then_removes_the_finalizer() {
     let (mut ws, revisions) = settled(tuning_ws("https://example.com/d.parquet"));
-    ws.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(1_800_000_100).expect("valid")));
+    ws.metadata.deletion_timestamp =
+        Some(Time(Timestamp::from_second(1_800_000_100).expect("valid")));
     let mut obs = observed(ready(), None, revisions);
     let plan1 = plan(&ws, &obs, &PlanContext::default());
     assert_eq!(plan1.actions, vec![Action::DeleteNodes]);
     assert_eq!(cond(&plan1, ConditionType::WorkspaceDeleting).0, "True");
     obs.provisioned_nodes = 0;
-    assert_eq!(plan(&ws, &obs, &PlanContext::default()).actions, vec![Action::RemoveFinalizer]);
+    assert_eq!(
+        plan(&ws, &obs, &PlanContext::default()).actions,
+        vec![Action::RemoveFinalizer]
+    );
     ws.metadata.finalizers = None;
     assert!(plan(&ws, &obs, &PlanContext::default()).actions.is_empty());
 }
@@ -254,7 +362,10 @@ fn an_unchanged_status_is_not_rewritten() {
 fn inference_is_applied_then_ready() {
     let mut ws = WorkspaceV1Beta1::new("default", "tune");
     ws.inference = Some(InferenceSpec {
-        preset: Some(PresetSpec { name: "phi-3-mini-4k-instruct".into(), ..Default::default() }),
+        preset: Some(PresetSpec {
+            name: "phi-3-mini-4k-instruct".into(),
+            ..Default::default()
+        }),
         ..Default::default()
     });
     let (ws, revisions) = settled(ws);
@@ -262,7 +373,11 @@ fn inference_is_applied_then_ready() {
     let plan1 = plan(&ws, &obs, &PlanContext::default());
     assert_eq!(plan1.actions, vec![Action::ApplyInference { revision: 1 }]);
     assert_eq!(plan1.status.state.as_deref(), Some("NotReady"));
-    obs.inference = Some(ObservedInference { revision: Some("1".into()), replicas: 1, ready_replicas: 1 });
+    obs.inference = Some(ObservedInference {
+        revision: Some("1".into()),
+        replicas: 1,
+        ready_replicas: 1,
+    });
     let plan2 = plan(&ws, &obs, &PlanContext::default());
     assert!(plan2.actions.is_empty());
     assert_eq!(cond(&plan2, ConditionType::InferenceReady).0, "True");

@@ -58,5 +58,10 @@ pub trait ArtifactStore: Send + Sync {
     ) -> Result<ImageDigest>;
 
     /// Pulls `reference` (tag or digest) and extracts its `/data` into `dest`.
-    async fn pull(&self, reference: &str, credentials: &RegistryCredentials, dest: &Path) -> Result<ImageDigest>;
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: &RegistryCredentials,
+        dest: &Path,
+    ) -> Result<ImageDigest>;
 }

@@ -258,7 +258,12 @@ pub trait ModelRuntime: Send + Sync {
     fn capabilities(&self) -> DeviceCapabilities;
 
     /// Runs one fine-tuning job to completion.
-    async fn tune(&self, job: TuningJob, progress: ProgressSink, cancel: CancellationToken) -> Result<TunedAdapter>;
+    async fn tune(
+        &self,
+        job: TuningJob,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+    ) -> Result<TunedAdapter>;
 
     /// Loads a base model plus adapters for generation.
     async fn load(&self, spec: ServingSpec) -> Result<Arc<dyn LoadedModel>>;

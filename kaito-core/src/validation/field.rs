@@ -24,7 +24,10 @@ pub struct FieldErrors(pub Vec<FieldError>);
 impl FieldErrors {
     /// Records a violation at `path`.
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { path: path.into(), message: message.into() });
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     /// Whether nothing was found.
@@ -39,7 +42,11 @@ impl FieldErrors {
 
     /// `Ok(())` when empty, else [`crate::Error::Invalid`].
     pub fn into_result(self) -> crate::Result<()> {
-        if self.is_empty() { Ok(()) } else { Err(crate::Error::Invalid(self)) }
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Invalid(self))
+        }
     }
 }
 

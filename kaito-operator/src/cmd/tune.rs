@@ -6,9 +6,13 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
-use kaito_backends::artifacts::{DockerCredentials, OciLayoutStore, OciRegistryStore, PlainHttp, RegistryStoreConfig};
+use kaito_backends::artifacts::{
+    DockerCredentials, OciLayoutStore, OciRegistryStore, PlainHttp, RegistryStoreConfig,
+};
 use kaito_backends::fetch::{UrlDownloader, UrlFetchConfig};
-use kaito_backends::pipeline::{OutputTarget, TuningPipeline, TuningRun, input_source, output_target};
+use kaito_backends::pipeline::{
+    OutputTarget, TuningPipeline, TuningRun, input_source, output_target,
+};
 use kaito_backends::runtime::BurnRuntime;
 use kaito_core::api::WorkspaceV1Beta1;
 use kaito_core::api::manifest::parse_manifests;
@@ -24,7 +28,11 @@ use super::report::{ProgressView, write_loss_curve, write_summary};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The tuning Workspace manifest (may also hold its training ConfigMap).
-    #[arg(short = 'f', long = "filename", required_unless_present = "workspace_env")]
+    #[arg(
+        short = 'f',
+        long = "filename",
+        required_unless_present = "workspace_env"
+    )]
     file: Option<PathBuf>,
     /// Read the Workspace manifest from this environment variable (the operator's Job sets
     /// `KAITO_WORKSPACE`).
@@ -80,18 +88,30 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     check_device(args.device)?;
     if args.num_gpus > 1 {
-        eprintln!("warning: --num-gpus {}: training runs on one device", args.num_gpus);
+        eprintln!(
+            "warning: --num-gpus {}: training runs on one device",
+            args.num_gpus
+        );
     }
     let (source, text) = match (&args.file, &args.workspace_env) {
-        (Some(file), _) => {
-            (file.display().to_string(), std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?)
-        }
-        (None, Some(var)) => (format!("${var}"), std::env::var(var).with_context(|| format!("environment variable {var}"))?),
+        (Some(file), _) => (
+            file.display().to_string(),
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
+        ),
+        (None, Some(var)) => (
+            format!("${var}"),
+            std::env::var(var).with_context(|| format!("environment variable {var}"))?,
+        ),
         (None, None) => bail!("pass -f FILE or --workspace-env VAR"),
     };
     let manifests = parse_manifests(&source, &text)?;
-    let mut tuning: Vec<WorkspaceV1Beta1> =
-        manifests.workspaces.iter().cloned().map(|w| w.into_storage()).filter(|w| w.tuning.is_some()).collect();
+    let mut tuning: Vec<WorkspaceV1Beta1> = manifests
+        .workspaces
+        .iter()
+        .cloned()
+        .map(|w| w.into_storage())
+        .filter(|w| w.tuning.is_some())
+        .collect();
     let ws = match tuning.len() {
         1 => tuning.remove(0),
         0 => bail!("{source}: no Workspace with a `tuning` section"),
@@ -101,7 +121,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         bail!("{source}: unknown field {path}");
     }
     // This machine is the node: instance types are not provisioned, so both forms are accepted.
-    let has_sku = ws.resource.as_ref().and_then(|r| r.instance_type.as_deref()).is_some_and(|s| !s.is_empty());
+    let has_sku = ws
+        .resource
+        .as_ref()
+        .and_then(|r| r.instance_type.as_deref())
+        .is_some_and(|s| !s.is_empty());
     let ctx = ValidationContext {
         node_auto_provisioning: has_sku,
         config_maps: manifests.config_maps.values().cloned().collect(),
@@ -112,25 +136,51 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for w in report.warnings.iter() {
         eprintln!("warning: {w}");
     }
-    report.errors.into_result().map_err(|e| anyhow::anyhow!("{source}: workspace {:?} is invalid: {e}", ws.name()))?;
+    report
+        .errors
+        .into_result()
+        .map_err(|e| anyhow::anyhow!("{source}: workspace {:?} is invalid: {e}", ws.name()))?;
 
     let spec = ws.tuning.clone().unwrap_or_default();
-    let method = spec.tuning_method().context("tuning.method must be lora or qlora")?;
-    let preset = spec.preset.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+    let method = spec
+        .tuning_method()
+        .context("tuning.method must be lora or qlora")?;
+    let preset = spec
+        .preset
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
     let config = training_config(args, &manifests.config_maps, spec.config.as_deref(), method)?;
     // Relative hostPaths (not valid in a cluster) are read relative to the current directory,
     // so the examples run from the repository root.
     let manifest_dir = std::env::current_dir()?;
-    let base_model = BaseModel { name: preset.clone(), path: resolve_model(args.model.as_deref(), &preset)? };
+    let base_model = BaseModel {
+        name: preset.clone(),
+        path: resolve_model(args.model.as_deref(), &preset)?,
+    };
     let output_mount = args.in_cluster.then(|| args.output_dir.clone()).flatten();
-    let input = input_source(spec.input.as_ref().context("tuning.input is required")?, &manifest_dir, args.data_dir.as_deref())?;
-    let mut output = output_target(spec.output.as_ref().context("tuning.output is required")?, &manifest_dir, output_mount.as_deref())?;
+    let input = input_source(
+        spec.input.as_ref().context("tuning.input is required")?,
+        &manifest_dir,
+        args.data_dir.as_deref(),
+    )?;
+    let mut output = output_target(
+        spec.output.as_ref().context("tuning.output is required")?,
+        &manifest_dir,
+        output_mount.as_deref(),
+    )?;
     if let Some(reference) = &args.output_image {
-        output = OutputTarget::Image { reference: reference.clone(), push_secret: None };
+        output = OutputTarget::Image {
+            reference: reference.clone(),
+            push_secret: None,
+        };
     } else if let Some(dir) = &args.output_dir {
         output = OutputTarget::Directory(dir.clone());
     }
-    let docker = load_docker_configs(args.docker_config.as_deref(), args.docker_config_dir.as_deref())?;
+    let docker = load_docker_configs(
+        args.docker_config.as_deref(),
+        args.docker_config_dir.as_deref(),
+    )?;
     let creds_for = |reference: &str| {
         docker
             .iter()
@@ -147,7 +197,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         OutputTarget::Directory(_) => RegistryCredentials::Anonymous,
     };
     let work_dir = args.work_dir.join(ws.name());
-    std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("creating {}", work_dir.display()))?;
     let run = TuningRun {
         preset,
         base_model,
@@ -162,18 +213,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn ArtifactStore> = match &args.oci_layout {
         Some(dir) => Arc::new(OciLayoutStore::new(dir)),
         None => Arc::new(OciRegistryStore::new(RegistryStoreConfig {
-            plain_http: if args.plain_http { PlainHttp::Always } else { PlainHttp::Never },
+            plain_http: if args.plain_http {
+                PlainHttp::Always
+            } else {
+                PlainHttp::Never
+            },
             ..RegistryStoreConfig::default()
         })),
     };
-    let pipeline = TuningPipeline::new(Arc::new(BurnRuntime), store, UrlDownloader::new(UrlFetchConfig::default())?);
+    let pipeline = TuningPipeline::new(
+        Arc::new(BurnRuntime),
+        store,
+        UrlDownloader::new(UrlFetchConfig::default())?,
+    );
     let view = Arc::new(ProgressView::new(args.quiet));
     let history: Arc<Mutex<Vec<TrainingProgress>>> = Arc::default();
     let sink = {
         let (view, history) = (view.clone(), history.clone());
         Arc::new(move |p: &TrainingProgress| {
             view.update(p);
-            history.lock().unwrap_or_else(|e| e.into_inner()).push(p.clone());
+            history
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(p.clone());
         })
     };
     let cancel = CancellationToken::new();
@@ -200,7 +262,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Docker configs from `--docker-config` and every `*.json` in `--docker-config-dir`.
-fn load_docker_configs(file: Option<&Path>, dir: Option<&Path>) -> anyhow::Result<Vec<DockerCredentials>> {
+fn load_docker_configs(
+    file: Option<&Path>,
+    dir: Option<&Path>,
+) -> anyhow::Result<Vec<DockerCredentials>> {
     let mut out = Vec::new();
     if let Some(file) = file {
         out.push(DockerCredentials::from_file(file)?);
@@ -228,7 +293,8 @@ fn training_config(
     method: kaito_core::api::TuningMethod,
 ) -> anyhow::Result<TuningConfig> {
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let manifests = parse_manifests(&path.display().to_string(), &text);
         if let Ok(m) = manifests
             && let Some(cm) = m.config_maps.values().next()
@@ -239,9 +305,11 @@ fn training_config(
     }
     match name.filter(|n| !n.is_empty()) {
         Some(name) => {
-            let cm = config_maps
-                .get(name)
-                .with_context(|| format!("tuning.config: ConfigMap {name:?} is not in the file; pass it with --config"))?;
+            let cm = config_maps.get(name).with_context(|| {
+                format!(
+                    "tuning.config: ConfigMap {name:?} is not in the file; pass it with --config"
+                )
+            })?;
             Ok(TuningConfig::from_config_map(cm)?)
         }
         None => Ok(TuningConfig::kaito_default(method)),

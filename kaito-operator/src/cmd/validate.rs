@@ -28,7 +28,8 @@ pub struct Args {
 
 /// Runs the command: exit 0 when every Workspace in the file is valid.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
     let source = args.file.display().to_string();
     let manifests = parse_manifests(&source, &text)?;
     if manifests.workspaces.is_empty() {
@@ -65,5 +66,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             println!("{source}: workspace {:?} ({version}) is invalid", ws.name());
         }
     }
-    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
