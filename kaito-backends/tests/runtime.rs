@@ -74,7 +74,7 @@ fn kv_cache_decoding_matches_full_forward() {
             .unwrap();
     let m = &base.model;
     let ids: Vec<i64> = (3..23).collect();
-    let full = logits(m, &[ids.clone()], &[]);
+    let full = logits(m, std::slice::from_ref(&ids), &[]);
     let v = m.config.vocab_size;
     let mut cache = KvCache::new(m.config.num_layers);
     let dev = m.device();

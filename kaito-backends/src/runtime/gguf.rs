@@ -377,7 +377,7 @@ pub fn dequantize(ty: u32, b: &[u8], numel: usize) -> std::result::Result<Vec<f3
         }
     };
     let blocks = |block: usize| {
-        if numel % 32 != 0 {
+        if !numel.is_multiple_of(32) {
             Err(format!(
                 "{numel} values is not a multiple of the block size 32"
             ))

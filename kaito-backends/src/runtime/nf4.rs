@@ -7,6 +7,8 @@
 //! mean (the offset).
 
 /// The 16 NF4 code values (bitsandbytes `NF4` table).
+// Copied digit for digit from bitsandbytes so the table can be compared with the source.
+#[allow(clippy::excessive_precision)]
 pub const NF4_CODE: [f32; 16] = [
     -1.0,
     -0.696_192_800_998_687_7,
@@ -37,7 +39,7 @@ pub fn dynamic_map() -> Vec<f32> {
     let mut data: Vec<f64> = Vec::with_capacity(256);
     for i in 0..max_exponent_bits {
         let items = (1usize << i) + 1;
-        let scale = 10f64.powi(-(max_exponent_bits as i32 - 1) + i as i32);
+        let scale = 10f64.powi(-(max_exponent_bits - 1) + i);
         let bounds: Vec<f64> = (0..items)
             .map(|k| 0.1 + 0.9 * k as f64 / (items - 1) as f64)
             .collect();

@@ -396,7 +396,7 @@ pub fn train<B: AutodiffBackend>(
         step += 1;
         losses.push(step_loss);
 
-        let end_of_epoch = step % steps_per_epoch == 0 || step == total_steps;
+        let end_of_epoch = step.is_multiple_of(steps_per_epoch) || step == total_steps;
         if end_of_epoch && !eval_set.is_empty() {
             eval_loss = Some(evaluate(
                 model,
@@ -408,8 +408,8 @@ pub fn train<B: AutodiffBackend>(
         }
         let save = match opts.save_strategy {
             SaveStrategy::No => false,
-            SaveStrategy::Steps(n) => n > 0 && step % n == 0,
-            SaveStrategy::Epoch => step % steps_per_epoch == 0,
+            SaveStrategy::Steps(n) => n > 0 && step.is_multiple_of(n),
+            SaveStrategy::Epoch => step.is_multiple_of(steps_per_epoch),
         };
         if let (true, Some(dir)) = (save, &opts.checkpoint_dir) {
             let ck = dir.join(format!("checkpoint-{step}"));

@@ -301,7 +301,7 @@ fn training_config(
         {
             return Ok(TuningConfig::from_config_map(cm)?);
         }
-        return Ok(TuningConfig::from_yaml(&text).with_context(|| format!("{}", path.display()))?);
+        return TuningConfig::from_yaml(&text).with_context(|| format!("{}", path.display()));
     }
     match name.filter(|n| !n.is_empty()) {
         Some(name) => {

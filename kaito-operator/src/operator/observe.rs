@@ -165,8 +165,7 @@ async fn job_progress(ctx: &Context, ns: &str, name: &str) -> Option<String> {
                 .flat_map(|s| s.container_statuses.iter().flatten())
         })
         .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
-        .filter(|m| !m.trim().is_empty())
-        .next_back()?;
+        .rfind(|m| !m.trim().is_empty())?;
     let line = message
         .lines()
         .rev()
