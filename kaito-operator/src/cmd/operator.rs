@@ -100,6 +100,44 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// With `--node-provisioner aks`, deletes agent pools whose workspace is gone every two minutes
+/// (gpu-provisioner's GC period); otherwise never returns.
+async fn aks_garbage_collection(config: &OperatorConfig, client: kube::Client) {
+    if !matches!(config.provisioner, ProvisionerKind::Aks) {
+        return std::future::pending().await;
+    }
+    let aks = match kaito_backends::provision::aks::AksProvisioner::from_env(client.clone()) {
+        Ok(aks) => aks,
+        Err(e) => {
+            tracing::error!(error = %e, "AKS garbage collection disabled");
+            return std::future::pending().await;
+        }
+    };
+    let workspaces = kube::Api::<kaito_core::api::WorkspaceV1Beta1>::all(client);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(120));
+    loop {
+        tick.tick().await;
+        let existing = match workspaces.list(&Default::default()).await {
+            Ok(list) => list
+                .items
+                .iter()
+                .map(kaito_core::planner::workspace_ref)
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing workspaces for AKS garbage collection");
+                continue;
+            }
+        };
+        match aks.gc(&existing).await {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(?deleted, "deleted orphaned agent pools")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "AKS garbage collection"),
+        }
+    }
+}
+
 async fn serve(
     config: OperatorConfig,
     http_addr: SocketAddr,
@@ -152,6 +190,7 @@ async fn serve(
         };
         tokio::select! {
             _ = controller::run(ctx.clone(), stopped(stop_rx.clone())) => {}
+            _ = aks_garbage_collection(&config, ctx.client.clone()) => {}
             _ = lost => tracing::error!("leadership lost: stopping"),
         }
     };
