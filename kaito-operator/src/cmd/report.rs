@@ -85,10 +85,12 @@ pub fn write_loss_curve(history: &[TrainingProgress], path: &Path) -> anyhow::Re
         .y_label_area_size(50)
         .build_cartesian_2d(0.0..max_step, 0.0..max_loss)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // No text: plotters is built without a font backend (fonts would pull in system font
+    // discovery), so the mesh carries no labels; the numbers are in the summary.
     chart
         .configure_mesh()
-        .x_desc("step")
-        .y_desc("loss")
+        .x_labels(0)
+        .y_labels(0)
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     chart
