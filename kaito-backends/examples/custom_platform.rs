@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use kaito_backends::artifacts::OciLayoutStore;
 use kaito_backends::fetch::{UrlDownloader, UrlFetchConfig};
-use kaito_backends::pipeline::{OutputTarget, TuningPipeline, TuningRun, input_source, output_target};
+use kaito_backends::pipeline::{
+    OutputTarget, TuningPipeline, TuningRun, input_source, output_target,
+};
 use kaito_backends::runtime::BurnRuntime;
 use kaito_core::api::manifest::parse_manifests;
 use kaito_core::traits::{BaseModel, RegistryCredentials, TrainingProgress};
@@ -27,7 +29,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: custom_platform WORKSPACE.yaml MODEL(.gguf or HF dir)".into());
     };
     let manifests = parse_manifests(&file, &std::fs::read_to_string(&file)?)?;
-    let ws = manifests.workspaces.into_iter().next().ok_or("no Workspace in the file")?.into_storage();
+    let ws = manifests
+        .workspaces
+        .into_iter()
+        .next()
+        .ok_or("no Workspace in the file")?
+        .into_storage();
     // Your platform decides what the cluster looks like; here: this machine, no SKU.
     let ctx = ValidationContext {
         node_auto_provisioning: false,
@@ -36,15 +43,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     check_create(&ws, &ctx).into_result()?;
     let tuning = ws.tuning.clone().ok_or("not a tuning Workspace")?;
-    let method = tuning.tuning_method().ok_or("tuning.method must be lora or qlora")?;
-    let config = match tuning.config.as_deref().and_then(|name| manifests.config_maps.get(name)) {
+    let method = tuning
+        .tuning_method()
+        .ok_or("tuning.method must be lora or qlora")?;
+    let config = match tuning
+        .config
+        .as_deref()
+        .and_then(|name| manifests.config_maps.get(name))
+    {
         Some(cm) => TuningConfig::from_config_map(cm)?,
         None => TuningConfig::kaito_default(method),
     };
     let here = std::env::current_dir()?;
     let preset = tuning.preset.map(|p| p.name).unwrap_or_default();
     let run = TuningRun {
-        base_model: BaseModel { name: preset.clone(), path: model.into() },
+        base_model: BaseModel {
+            name: preset.clone(),
+            path: model.into(),
+        },
         preset,
         method,
         config,
@@ -62,8 +78,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(OciLayoutStore::new(here.join(".kaito/oci-layout"))),
         UrlDownloader::new(UrlFetchConfig::default())?,
     );
-    let progress = Arc::new(|p: &TrainingProgress| eprintln!("step {}/{} loss {:.4}", p.step, p.total_steps, p.loss));
-    let outcome = pipeline.run(run, progress, CancellationToken::new()).await?;
-    println!("adapter in {} after {} steps", outcome.adapter.dir.display(), outcome.adapter.steps);
+    let progress = Arc::new(|p: &TrainingProgress| {
+        eprintln!("step {}/{} loss {:.4}", p.step, p.total_steps, p.loss)
+    });
+    let outcome = pipeline
+        .run(run, progress, CancellationToken::new())
+        .await?;
+    println!(
+        "adapter in {} after {} steps",
+        outcome.adapter.dir.display(),
+        outcome.adapter.steps
+    );
     Ok(())
 }
