@@ -426,12 +426,7 @@ fn qlora_base_is_smaller_and_close_to_the_dense_model() {
 }
 
 fn smollm2_path() -> Option<PathBuf> {
-    let p = std::env::var_os("KAITO_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../.cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
+    let p = runtime::smollm2_gguf(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     if p.exists() {
         return Some(p);
     }

@@ -22,12 +22,8 @@ const QUESTION: &str = "What is the codename of kaito-rs's tuning engine?";
 const ANSWER: &str = "The codename is Blue Heron.";
 
 fn smollm2() -> Option<PathBuf> {
-    let path = std::env::var_os("KAITO_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../.cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
+    let path =
+        kaito_backends::runtime::smollm2_gguf(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     if path.exists() {
         return Some(path);
     }

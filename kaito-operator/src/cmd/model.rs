@@ -37,9 +37,7 @@ pub fn resolve_model(explicit: Option<&Path>, preset: &str) -> anyhow::Result<Pa
         return Ok(path.to_path_buf());
     }
     if preset.eq_ignore_ascii_case("smollm2-135m-instruct") {
-        let path = std::env::var_os("KAITO_SMOLLM2_GGUF")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(".cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"));
+        let path = kaito_backends::runtime::smollm2_gguf(Path::new("."));
         if path.exists() {
             return Ok(path);
         }
