@@ -357,3 +357,6 @@ mod skopeo;
 
 #[path = "registry/weights.rs"]
 mod weights;
+
+#[path = "registry/interrupted.rs"]
+mod interrupted;
