@@ -100,8 +100,12 @@ pub struct NodeClaimStatus {
     /// The registered node's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
-    /// The cloud's id of the instance.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The cloud's id of the instance (`providerID`, not camelCase's `providerId`).
+    #[serde(
+        default,
+        rename = "providerID",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider_id: Option<String>,
     /// Lifecycle conditions (`Launched`, `Registered`, `Initialized`, `Ready`, ...).
     #[serde(default)]
