@@ -32,6 +32,8 @@ struct Injection {
 pub(crate) struct Faults {
     counts: Mutex<HashMap<(Verb, String), usize>>,
     injections: Mutex<Vec<Injection>>,
+    /// `METHOD path` of requests the router answered 404 (no served kind at that path).
+    unserved: Mutex<Vec<String>>,
 }
 
 /// The usual `reason` for an HTTP code, so injected errors look like the apiserver's.
@@ -105,8 +107,33 @@ impl Faults {
             .unwrap_or(0)
     }
 
+    pub(crate) fn clear_injections(&self) {
+        self.injections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    pub(crate) fn record_unserved(&self, method: &str, path: &str) {
+        self.unserved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{method} {path}"));
+    }
+
+    pub(crate) fn unserved(&self) -> Vec<String> {
+        self.unserved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub(crate) fn reset_counts(&self) {
         self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.unserved
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();

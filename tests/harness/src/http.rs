@@ -144,7 +144,12 @@ async fn handle(
 ) -> Response {
     let t = match route(&app.store, uri.path()) {
         Ok(t) => t,
-        Err((code, body)) => return json_response(code, &body),
+        Err((code, body)) => {
+            if code == 404 {
+                app.faults.record_unserved(method.as_str(), uri.path());
+            }
+            return json_response(code, &body);
+        }
     };
     let verb = match (&method, t.name.is_some(), t.status) {
         (&Method::GET, true, _) => Verb::Get,

@@ -102,11 +102,28 @@ impl FakeApiServer {
         self.app.faults.inject(verb, kind, error, 1);
     }
 
+    /// The next `times` `verb` requests on `kind` fail with exactly this error.
+    pub fn fail_times_with(&self, verb: Verb, kind: &str, error: ApiError, times: usize) {
+        self.app.faults.inject(verb, kind, error, times);
+    }
+
     /// How many `verb` requests on `kind` this server has received (injected failures count).
     pub fn request_count(&self, verb: Verb, kind: &str) -> usize {
         self.app.faults.count(verb, kind)
     }
 
+    /// Drops every pending injected failure.
+    pub fn clear_faults(&self) {
+        self.app.faults.clear_injections();
+    }
+
+    /// `METHOD /path` of every request for a kind this server does not serve (answered 404),
+    /// e.g. to show a client never touched an API group the cluster lacks.
+    pub fn unserved_requests(&self) -> Vec<String> {
+        self.app.faults.unserved()
+    }
+
+    /// Clears the request counters and the unserved-request log.
     pub fn reset_counts(&self) {
         self.app.faults.reset_counts();
     }

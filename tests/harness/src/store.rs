@@ -144,6 +144,12 @@ impl Store {
         self.lock().kinds.insert(info.key(), info);
     }
 
+    /// Stops serving a kind, as a cluster without its CRD: requests for it get 404 and it
+    /// leaves discovery. Stored objects of the kind stay (direct access still sees them).
+    pub fn unregister(&self, key: &ResourceKey) {
+        self.lock().kinds.remove(key);
+    }
+
     pub fn kinds(&self) -> Vec<KindInfo> {
         self.lock().kinds.values().cloned().collect()
     }

@@ -306,6 +306,53 @@ async fn injected_failures_and_counters() {
 }
 
 #[tokio::test]
+async fn cleared_faults_unregistered_kinds_and_unserved_requests() {
+    let (s, client) = server().await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    // 500, not 503: kube's client retries 503s itself (with backoff), 100 of them take minutes.
+    s.fail_times(Verb::Create, "ConfigMap", 500, 100);
+    assert_eq!(
+        code(
+            api.create(&PostParams::default(), &config_map("a", &[], &[]))
+                .await
+                .unwrap_err()
+        ),
+        500
+    );
+    s.clear_faults();
+    api.create(&PostParams::default(), &config_map("a", &[], &[]))
+        .await
+        .unwrap();
+
+    // A cluster without the Karpenter CRDs: 404 on the path, absent from discovery, logged.
+    assert!(s.unserved_requests().is_empty());
+    s.store()
+        .unregister(&kaito_harness::ResourceKey::nodeclaims());
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("karpenter.sh", "v1", "NodeClaim"),
+        "nodeclaims",
+    );
+    let claims: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    assert_eq!(
+        code(claims.list(&ListParams::default()).await.unwrap_err()),
+        404
+    );
+    assert_eq!(s.request_count(Verb::List, "NodeClaim"), 0, "never routed");
+    assert_eq!(
+        s.unserved_requests(),
+        vec!["GET /apis/karpenter.sh/v1/nodeclaims".to_owned()]
+    );
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    assert!(
+        discovery
+            .resolve_gvk(&GroupVersionKind::gvk("karpenter.sh", "v1", "NodeClaim"))
+            .is_none()
+    );
+    s.reset_counts();
+    assert!(s.unserved_requests().is_empty());
+}
+
+#[tokio::test]
 async fn kubeconfig_reaches_the_server() {
     let s = FakeApiServer::start().await.unwrap();
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&s.kubeconfig_yaml()).unwrap();
