@@ -5,7 +5,7 @@ mod common;
 
 use common::{Cluster, cond, eventually, state};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kaito_core::api::ConditionType as C;
 use kaito_core::api::{
@@ -52,7 +52,8 @@ async fn inference_with_adapters_gets_statefulset_services_and_becomes_ready() {
     let name = "phi-3-chat";
     c.create(&inference_ws()).await;
     eventually("a NodeClaim", || c.claims().into_iter().next()).await;
-    c.make_claims_ready();
+    assert_eq!(c.karpenter.settle(), 3, "launched, registered, initialized");
+    let node_name = c.nodes()[0].metadata.name.clone().expect("node name");
 
     let sts: StatefulSet =
         eventually("the StatefulSet", || c.server.store().get("default", name)).await;
@@ -134,7 +135,17 @@ async fn inference_with_adapters_gets_statefulset_services_and_becomes_ready() {
     );
 
     c.restart_operator().await;
-    c.set_ready_replicas(name, 1);
+    assert!(c.statefulsets.step() > 0);
+    let pod: Pod = c
+        .server
+        .store()
+        .get("default", "phi-3-chat-0")
+        .expect("the StatefulSet's pod");
+    assert_eq!(
+        pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        Some(node_name),
+        "the inference pod runs on the workspace's GPU node"
+    );
     let ready = eventually("InferenceReady", || {
         c.workspace(name)
             .filter(|w| cond(w, C::InferenceReady).is_some_and(|c| c.0 == "True"))

@@ -8,7 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::events::v1::Event;
 use kaito_core::api::ConditionType as C;
 use kaito_core::api::names::FINALIZER;
-use kaito_harness::Verb;
+use kaito_harness::{LaunchFailure, Verb};
 use kaito_operator::operator::OperatorConfig;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
@@ -81,13 +81,95 @@ async fn seed_workspace_runs_to_succeeded_and_cleans_up_across_restarts() {
         "a restarted operator must not create a second NodeClaim"
     );
 
-    // 2. Nodes come up: ResourceReady, then the Job with the expected spec.
-    c.make_claims_ready();
-    eventually("ResourceReady True", || {
+    // 2. Karpenter brings the node up one lifecycle stage at a time; the operator is restarted
+    //    between stages and waits (ResourceReady False) until the last one.
+    let claim_name = claim.metadata.name.clone().expect("claim name");
+    assert_eq!(c.karpenter.step(), 1, "launch");
+    let launched = c.claims().remove(0);
+    let launched_status = launched.status.clone().expect("status");
+    assert!(
+        launched_status
+            .provider_id
+            .as_deref()
+            .is_some_and(|p| p.starts_with("azure:///subscriptions/")),
+        "{launched_status:?}"
+    );
+    assert!(
+        launched
+            .condition("Launched")
+            .is_some_and(|c| c.status == "True")
+    );
+    let waiting = eventually("ResourceReady waiting for registration", || {
+        c.workspace(name).filter(|w| {
+            cond(w, C::ResourceReady).is_some_and(|c| {
+                c.0 == "False" && c.2.contains(&claim_name) && c.2.contains("awaiting")
+            })
+        })
+    })
+    .await;
+    assert_eq!(state(&waiting).as_deref(), Some("Pending"));
+    c.restart_operator().await;
+    assert_eq!(c.karpenter.step(), 1, "register");
+    let node = c.nodes().into_iter().next().expect("the simulated node");
+    let node_name = node.metadata.name.clone().expect("node name");
+    let node_labels = node.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        node_labels
+            .get("node.kubernetes.io/instance-type")
+            .map(String::as_str),
+        Some("Standard_NC6s_v3")
+    );
+    assert_eq!(
+        node_labels.get("kaito.sh/workspace").map(String::as_str),
+        Some(name)
+    );
+    assert!(
+        node.spec
+            .as_ref()
+            .and_then(|s| s.provider_id.as_deref())
+            .is_some_and(|p| p.contains(&claim_name))
+    );
+    assert_eq!(
+        node.status
+            .as_ref()
+            .and_then(|s| s.capacity.as_ref())
+            .and_then(|c| c.get("nvidia.com/gpu"))
+            .map(|q| q.0.as_str()),
+        Some("1"),
+        "Standard_NC6s_v3 has one GPU"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        c.workspace(name)
+            .is_some_and(|w| cond(&w, C::ResourceReady).is_some_and(|c| c.0 == "False")),
+        "not ready before the NodeClaim is Initialized"
+    );
+    assert!(c.job(name).is_none(), "no Job before the node is ready");
+    c.restart_operator().await;
+    assert_eq!(c.karpenter.step(), 1, "initialize");
+    assert!(c.claims()[0].is_ready());
+    let ready = eventually("ResourceReady True", || {
         c.workspace(name)
             .filter(|w| cond(w, C::ResourceReady).is_some_and(|c| c.0 == "True"))
     })
     .await;
+    assert_eq!(
+        ready.status.as_ref().and_then(|s| s.worker_nodes.clone()),
+        Some(vec![node_name.clone()])
+    );
+    eventually("the accelerator label KAITO adds", || {
+        c.nodes().into_iter().find(|n| {
+            n.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("accelerator"))
+                .map(String::as_str)
+                == Some("nvidia")
+        })
+    })
+    .await;
+
+    // 3. The tuning Job with the expected spec.
     let job = eventually("the tuning Job", || c.job(name)).await;
     assert_eq!(revision(&job).as_deref(), Some("1"));
     let pod = job.spec.clone().expect("spec").template.spec.expect("pod");
@@ -116,8 +198,17 @@ async fn seed_workspace_runs_to_succeeded_and_cleans_up_across_restarts() {
         "default config copied"
     );
 
+    // The Job controller starts a pod; the scheduler can only place it on the workspace's
+    // node (tolerations for the sku=gpu taint, affinity to the workspace's labels).
     c.restart_operator().await;
-    c.set_job_status(name, 1, 0);
+    assert!(c.jobs.step() > 0);
+    let pods = c.job_pods(name);
+    assert_eq!(pods.len(), 1);
+    assert_eq!(
+        pods[0].spec.as_ref().and_then(|s| s.node_name.clone()),
+        Some(node_name.clone()),
+        "the tuning pod runs on the workspace's node"
+    );
     let running = eventually("Running", || {
         c.workspace(name)
             .filter(|w| state(w).as_deref() == Some("Running"))
@@ -128,9 +219,11 @@ async fn seed_workspace_runs_to_succeeded_and_cleans_up_across_restarts() {
         Some("True".into())
     );
 
-    // 3. The Job succeeds.
+    // 4. The Job succeeds; `kaito tune`'s termination message is the progress shown.
     c.restart_operator().await;
-    c.set_job_status(name, 0, 1);
+    c.jobs
+        .succeed_with_message("default", name, Some("trained 3 steps, final loss 1.25"))
+        .expect("succeed");
     let done = eventually("Succeeded", || {
         c.workspace(name)
             .filter(|w| state(w).as_deref() == Some("Succeeded"))
@@ -139,6 +232,11 @@ async fn seed_workspace_runs_to_succeeded_and_cleans_up_across_restarts() {
     assert_eq!(
         cond(&done, C::WorkspaceSucceeded).map(|c| (c.0, c.1)),
         Some(("True".into(), "workspaceSucceeded".into()))
+    );
+    assert!(
+        cond(&done, C::WorkspaceSucceeded).is_some_and(|c| c.2.contains("final loss 1.25")),
+        "{:?}",
+        cond(&done, C::WorkspaceSucceeded)
     );
     assert_eq!(cond(&done, C::JobStarted).map(|c| c.0), Some("True".into()));
     assert_eq!(
@@ -165,7 +263,7 @@ async fn seed_workspace_runs_to_succeeded_and_cleans_up_across_restarts() {
         );
     }
 
-    // 4. New input: revision 2 and a new Job.
+    // 5. New input: revision 2 and a new Job, which the Job controller starts again.
     let patch =
         json!({ "tuning": { "input": { "urls": ["https://example.com/data/train.parquet"] } } });
     c.workspaces()
@@ -195,14 +293,33 @@ async fn seed_workspace_runs_to_succeeded_and_cleans_up_across_restarts() {
         "the old run's success does not count for revision 2"
     );
     assert_eq!(c.claims().len(), 1, "a re-run reuses the node");
+    assert_eq!(c.server.request_count(Verb::Create, "Job"), 2);
+    assert!(c.jobs.step() > 0);
+    eventually("revision 2 running", || {
+        c.workspace(name)
+            .filter(|w| state(w).as_deref() == Some("Running"))
+    })
+    .await;
+    let pods = c.job_pods(name);
+    assert_eq!(pods.len(), 1, "the old Job's pods went with it: {pods:?}");
+    assert_eq!(
+        pods[0].spec.as_ref().and_then(|s| s.node_name.clone()),
+        Some(node_name.clone())
+    );
 
-    // 5. Delete: nodes deleted, then the finalizer removed and the workspace gone.
+    // 6. Delete: NodeClaims deleted (Karpenter drains them: node gone, finalizer off), then the
+    //    workspace's finalizer removed and the workspace gone.
     c.workspaces()
         .delete(name, &DeleteParams::default())
         .await
         .expect("delete");
     c.restart_operator().await;
-    eventually("NodeClaims deleted", || c.claims().is_empty().then_some(())).await;
+    eventually("NodeClaims deleted", || {
+        c.karpenter.step();
+        c.claims().is_empty().then_some(())
+    })
+    .await;
+    assert!(c.nodes().is_empty(), "Karpenter deleted the node");
     eventually("workspace gone", || {
         c.workspace(name).is_none().then_some(())
     })
@@ -214,27 +331,19 @@ async fn seed_workspace_runs_to_succeeded_and_cleans_up_across_restarts() {
 async fn quota_failure_shows_the_provisioners_reason() {
     let c = Cluster::start(OperatorConfig::default()).await;
     let name = "workspace-tuning-phi-3";
+    c.karpenter.fail_next_launch(LaunchFailure::quota());
     c.create(&seed()).await;
     let claim = eventually("a NodeClaim", || c.claims().into_iter().next()).await;
     let claim_name = claim.metadata.name.clone().expect("name");
-    let quota = "Operation could not be completed as it results in exceeding approved standardNCSv3Family Cores quota";
-    c.server
-        .store()
-        .update_with::<kaito_backends::provision::NodeClaim>("", &claim_name, |cl| {
-            cl.status = Some(kaito_backends::provision::nodeclaim::NodeClaimStatus {
-                conditions: vec![common::condition(
-                    "Launched",
-                    "False",
-                    "QuotaExceeded",
-                    quota,
-                )],
-                ..Default::default()
-            });
-        })
-        .expect("claim status");
-    let ws = eventually("ResourceReady False with the quota reason", || {
+    assert_eq!(
+        c.karpenter.settle(),
+        1,
+        "one failed launch, then nothing moves"
+    );
+    assert!(c.nodes().is_empty());
+    let ws = eventually("ResourceReady False with the provisioner's reason", || {
         c.workspace(name)
-            .filter(|w| cond(w, C::ResourceReady).is_some_and(|c| c.1 == "QuotaExceeded"))
+            .filter(|w| cond(w, C::ResourceReady).is_some_and(|c| c.1 == "LaunchFailed"))
     })
     .await;
     let (status, _, message) = cond(&ws, C::ResourceReady).expect("condition");
@@ -243,6 +352,41 @@ async fn quota_failure_shows_the_provisioners_reason() {
         message.contains("quota") && message.contains(&claim_name),
         "{message}"
     );
+    assert_eq!(
+        cond(&ws, C::NodeClaimReady).map(|c| (c.0, c.1)),
+        Some(("False".into(), "LaunchFailed".into()))
+    );
     assert_eq!(state(&ws).as_deref(), Some("Pending"));
+    let events = c.server.store().list::<Event>(Some("default"));
+    assert!(
+        events.iter().any(|e| e.type_.as_deref() == Some("Warning")
+            && e.reason.as_deref() == Some("LaunchFailed")),
+        "a Warning event with the provisioner's reason"
+    );
+    // KAITO treats a failed launch as terminal: no retry loop of new NodeClaims, no Job.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(c.server.request_count(Verb::Create, "NodeClaim"), 1);
     assert!(c.job(name).is_none(), "no Job without nodes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_capacity_on_every_launch_is_terminal() {
+    let c = Cluster::start(OperatorConfig::default()).await;
+    let name = "workspace-tuning-phi-3";
+    c.karpenter.fail_launches(Some(LaunchFailure::capacity()));
+    c.create(&seed()).await;
+    eventually("a NodeClaim", || c.claims().into_iter().next()).await;
+    let ws = eventually("ResourceReady False InsufficientCapacity", || {
+        c.karpenter.step();
+        c.workspace(name)
+            .filter(|w| cond(w, C::ResourceReady).is_some_and(|c| c.1 == "InsufficientCapacity"))
+    })
+    .await;
+    assert!(
+        cond(&ws, C::ResourceReady).is_some_and(|c| c.2.contains("insufficient capacity")),
+        "{:?}",
+        cond(&ws, C::ResourceReady)
+    );
+    assert_eq!(c.claims().len(), 1);
+    assert!(c.job(name).is_none());
 }

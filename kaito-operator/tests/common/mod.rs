@@ -1,6 +1,6 @@
 //! Shared set-up of the operator's end-to-end tests: the fake apiserver, an operator that can be
-//! killed and restarted, and small stand-ins for Karpenter, the kubelet and the Job/StatefulSet
-//! controllers that the tests drive step by step through the store.
+//! killed and restarted, and the harness's simulators of Karpenter (NodeClaim -> Node), the Job
+//! and StatefulSet controllers and the kubelet, which the tests drive step by step.
 
 #![allow(dead_code)]
 
@@ -8,28 +8,31 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, NodeCondition, NodeStatus};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kaito_backends::provision::NodeClaim;
-use kaito_backends::provision::nodeclaim::NodeClaimStatus;
 use kaito_core::api::manifest::parse_manifests;
 use kaito_core::api::{ConditionType, WorkspaceV1Beta1};
-use kaito_harness::FakeApiServer;
+use kaito_core::catalog::find_sku;
+use kaito_harness::{FakeApiServer, JobSim, KarpenterSim, StatefulSetSim};
 use kaito_operator::operator::{Context, OperatorConfig, controller};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 
 pub const SEED: &str =
     include_str!("../../../examples/fine-tuning/kaito_workspace_tuning_phi_3.yaml");
 pub const RELEASE_NS: &str = "kaito-system";
 
-/// The fake cluster plus a restartable operator.
+/// The fake cluster, its simulators (stepped by the tests) and a restartable operator.
 pub struct Cluster {
     pub server: FakeApiServer,
     pub config: OperatorConfig,
+    /// Karpenter / gpu-provisioner: NodeClaims -> Launched, Registered (a Node), Initialized.
+    pub karpenter: KarpenterSim,
+    /// The Job controller and kubelet: pods for Jobs, bound to fitting Nodes, run on command.
+    pub jobs: JobSim,
+    /// The StatefulSet controller and kubelet.
+    pub statefulsets: StatefulSetSim,
     operator: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -37,6 +40,11 @@ impl Cluster {
     /// A fake cluster with the chart's default tuning ConfigMaps, and a running operator.
     pub async fn start(config: OperatorConfig) -> Self {
         let server = FakeApiServer::start().await.expect("fake apiserver");
+        Self::start_on(server, config)
+    }
+
+    /// As [`start`](Self::start) on a prepared server (e.g. one without the Karpenter CRDs).
+    pub fn start_on(server: FakeApiServer, config: OperatorConfig) -> Self {
         for name in ["lora-params-template", "qlora-params-template"] {
             let cm = ConfigMap {
                 metadata: ObjectMeta {
@@ -52,7 +60,15 @@ impl Cluster {
             };
             server.store().create(&cm).expect("default config");
         }
+        let store = server.store();
+        // Node GPU capacity as the catalog says the SKU has (unknown SKUs: one GPU).
+        let cloud = config.cloud;
+        let karpenter = KarpenterSim::new(store.clone())
+            .with_gpu_count(move |sku| find_sku(cloud, sku).map_or(1, |s| s.gpu_count));
         let mut cluster = Self {
+            jobs: JobSim::new(store.clone()),
+            statefulsets: StatefulSetSim::new(store),
+            karpenter,
             server,
             config,
             operator: None,
@@ -97,6 +113,16 @@ impl Cluster {
         self.server.store().get("default", name)
     }
 
+    /// Adds `key=value` to the workspace's annotations: a user edit that triggers a reconcile
+    /// without changing the spec (hash and revision stay).
+    pub async fn touch(&self, name: &str, key: &str, value: &str) {
+        let patch = serde_json::json!({ "metadata": { "annotations": { key: value } } });
+        self.workspaces()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("annotate workspace");
+    }
+
     pub fn claims(&self) -> Vec<NodeClaim> {
         self.server.store().list::<NodeClaim>(None)
     }
@@ -105,106 +131,25 @@ impl Cluster {
         self.server.store().get("default", name)
     }
 
-    /// Plays Karpenter + kubelet: every claim without a node gets Launched, Registered,
-    /// Initialized, Ready and a Ready node with the instance type and one GPU.
-    pub fn make_claims_ready(&self) {
-        let store = self.server.store();
-        for claim in self.claims() {
-            if claim.status.as_ref().is_some_and(|s| s.node_name.is_some()) {
-                continue;
-            }
-            let name = claim.metadata.name.clone().expect("name");
-            let node_name = format!("aks-{name}-12345678-vmss000000");
-            let sku = claim
-                .spec
-                .requirements
-                .iter()
-                .find(|r| r.key == "node.kubernetes.io/instance-type")
-                .map(|r| r.values[0].clone())
-                .expect("sku");
-            let mut labels = claim.metadata.labels.clone().unwrap_or_default();
-            labels.insert("node.kubernetes.io/instance-type".into(), sku);
-            let node = Node {
-                metadata: ObjectMeta {
-                    name: Some(node_name.clone()),
-                    labels: Some(labels),
-                    ..Default::default()
-                },
-                status: Some(NodeStatus {
-                    conditions: Some(vec![NodeCondition {
-                        type_: "Ready".into(),
-                        status: "True".into(),
-                        ..Default::default()
-                    }]),
-                    capacity: Some(BTreeMap::from([(
-                        "nvidia.com/gpu".to_owned(),
-                        Quantity("1".into()),
-                    )])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            store.create(&node).expect("node");
-            let status = NodeClaimStatus {
-                node_name: Some(node_name),
-                provider_id: Some(format!(
-                    "azure:///subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/aks-{name}-12345678-vmss/virtualMachines/0"
-                )),
-                conditions: ["Launched", "Registered", "Initialized", "Ready"]
-                    .iter()
-                    .map(|t| condition(t, "True", "", ""))
-                    .collect(),
-            };
-            store
-                .update_with::<NodeClaim>("", &name, |c| c.status = Some(status))
-                .expect("claim status");
-        }
-    }
-
-    /// Sets a Job's status as the Job controller would.
-    pub fn set_job_status(&self, name: &str, active: i32, succeeded: i32) {
+    /// Pods of the Job `name` (as the Job simulator made them).
+    pub fn job_pods(&self, name: &str) -> Vec<Pod> {
         self.server
             .store()
-            .update_with::<Job>("default", name, |j| {
-                let mut status = JobStatus {
-                    active: Some(active),
-                    ready: Some(active),
-                    succeeded: Some(succeeded),
-                    ..Default::default()
-                };
-                if succeeded > 0 {
-                    status.conditions = Some(vec![JobCondition {
-                        type_: "Complete".into(),
-                        status: "True".into(),
-                        ..Default::default()
-                    }]);
-                }
-                j.status = Some(status);
+            .list::<Pod>(Some("default"))
+            .into_iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("job-name"))
+                    .map(String::as_str)
+                    == Some(name)
             })
-            .expect("job status");
+            .collect()
     }
 
-    /// Sets a StatefulSet's ready replicas as the StatefulSet controller would.
-    pub fn set_ready_replicas(&self, name: &str, ready: i32) {
-        self.server
-            .store()
-            .update_with::<StatefulSet>("default", name, |s| {
-                let status = s.status.get_or_insert_with(Default::default);
-                status.ready_replicas = Some(ready);
-                status.replicas = ready;
-            })
-            .expect("sts status");
-    }
-}
-
-pub fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
-        observed_generation: None,
-        last_transition_time: Time(Timestamp::now()),
+    pub fn nodes(&self) -> Vec<Node> {
+        self.server.store().list::<Node>(None)
     }
 }
 
