@@ -10,10 +10,10 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kaito_backends::provision::NodeClaim;
-use kaito_core::api::WorkspaceV1Beta1;
 use kaito_core::api::names::{
     LABEL_REVISION_WORKSPACE, LABEL_WORKSPACE, LABEL_WORKSPACE_NAMESPACE,
 };
+use kaito_core::api::{ConditionType, WorkspaceV1Beta1};
 use kaito_core::planner::{Action as Step, plan};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -26,6 +26,7 @@ use super::config::ProvisionerKind;
 use super::error::{Error, Result};
 use super::execute::{event, execute};
 use super::observe::{observe, plan_context};
+use super::surface;
 
 /// Re-check every workspace this often even without events (drift, missed watch events).
 const RESYNC: Duration = Duration::from_secs(300);
@@ -45,9 +46,17 @@ pub async fn reconcile(ws: Arc<WorkspaceV1Beta1>, ctx: Arc<Context>) -> Result<A
 }
 
 async fn reconcile_inner(ws: &WorkspaceV1Beta1, ctx: &Context) -> Result<Action> {
-    let observed = observe(ws, ctx).await?;
+    let observed = match observe(ws, ctx).await {
+        Ok(observed) => observed,
+        Err(e) => {
+            let status = ws.status.clone().unwrap_or_default();
+            surface_failure(ctx, ws, status, None, &e).await;
+            return Err(e);
+        }
+    };
     let plan = plan(ws, &observed, &plan_context(ws));
     let mut gone = false;
+    let mut failure = None;
     for step in &plan.actions {
         tracing::debug!(
             workspace = ws.name(),
@@ -55,24 +64,73 @@ async fn reconcile_inner(ws: &WorkspaceV1Beta1, ctx: &Context) -> Result<Action>
             ?step,
             "executing"
         );
-        execute(ctx, ws, step).await?;
+        if let Err(e) = execute(ctx, ws, step).await {
+            failure = Some((step, e));
+            break;
+        }
         ctx.metrics.count_action(action_name(step));
         gone |= matches!(step, Step::RemoveFinalizer);
     }
-    if plan.status_changed && !gone {
-        let patch = json!({ "status": plan.status });
-        Api::<WorkspaceV1Beta1>::namespaced(ctx.client.clone(), ws.namespace())
-            .patch_status(ws.name(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| {
-                Error::kube(
-                    format!("updating status of {}/{}", ws.namespace(), ws.name()),
-                    e,
-                )
-            })?;
-        announce(ctx, ws, &plan.status).await;
+    if let Some((step, e)) = failure {
+        surface_failure(ctx, ws, plan.status, Some(step), &e).await;
+        return Err(e);
+    }
+    let mut status = plan.status;
+    surface::clear_errors(&mut status);
+    if !gone && ws.status.as_ref() != Some(&status) {
+        write_status(ctx, ws, &status).await?;
+        announce(ctx, ws, &status).await;
     }
     Ok(Action::requeue(plan.requeue_after.unwrap_or(RESYNC)))
+}
+
+async fn write_status(
+    ctx: &Context,
+    ws: &WorkspaceV1Beta1,
+    status: &kaito_core::api::WorkspaceStatus,
+) -> Result<()> {
+    let patch = json!({ "status": status });
+    Api::<WorkspaceV1Beta1>::namespaced(ctx.client.clone(), ws.namespace())
+        .patch_status(ws.name(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| {
+            Error::kube(
+                format!("updating status of {}/{}", ws.namespace(), ws.name()),
+                e,
+            )
+        })?;
+    Ok(())
+}
+
+/// KAITO's `(last reconcile error: …)`: the planned status is still written, with the error on
+/// the condition of the step that failed, and a Warning Event says the same. Conflicts are
+/// routine (a stale cache) and retried at once, so they are not shown. Best effort: failing to
+/// report must not hide the original error.
+async fn surface_failure(
+    ctx: &Context,
+    ws: &WorkspaceV1Beta1,
+    mut status: kaito_core::api::WorkspaceStatus,
+    step: Option<&Step>,
+    error: &Error,
+) {
+    if error.is_conflict() {
+        return;
+    }
+    let condition = match step {
+        None if ws.metadata.deletion_timestamp.is_some() => ConditionType::WorkspaceDeleting,
+        _ => surface::condition_for(step),
+    };
+    let message = surface::describe(error);
+    surface::clear_errors(&mut status);
+    surface::record_error(&mut status, condition, &message);
+    if ws.status.as_ref() != Some(&status) {
+        if let Err(e) = write_status(ctx, ws, &status).await {
+            tracing::warn!(workspace = %key(ws), "could not record the reconcile error: {e}");
+        } else {
+            announce(ctx, ws, &status).await;
+        }
+    }
+    event(ctx, ws, true, surface::event_reason(step), message).await;
 }
 
 /// Events for the milestones users look for in `kubectl describe`.
@@ -136,6 +194,7 @@ pub fn error_policy(ws: Arc<WorkspaceV1Beta1>, error: &Error, ctx: Arc<Context>)
     }
     let failures = ctx.record_failure(&key(&ws));
     let delay = Duration::from_secs(1u64 << failures.min(9)).min(MAX_BACKOFF);
+    let error = surface::describe(error);
     tracing::warn!(workspace = %key(&ws), failures, ?delay, "reconcile failed: {error}");
     Action::requeue(delay)
 }
@@ -172,7 +231,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(workspace = %obj, "reconciled"),
-                Err(e) => tracing::debug!("reconcile error: {e}"),
+                Err(e) => tracing::debug!("reconcile error: {}", surface::redact(&e.to_string())),
             }
         })
         .await;

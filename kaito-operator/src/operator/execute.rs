@@ -156,10 +156,8 @@ pub async fn execute(ctx: &Context, ws: &WorkspaceV1Beta1, action: &Action) -> R
         }
         Action::EnsureNodes(req) => {
             let before = ctx.provisioner.list_nodes(&req.workspace).await?.len();
-            if let Err(e) = ctx.provisioner.ensure_nodes(req).await {
-                event(ctx, ws, true, "NodeClaimCreationFailed", e.to_string()).await;
-                return Err(e.into());
-            }
+            // A failure is reported (condition message and Warning Event) by the controller.
+            ctx.provisioner.ensure_nodes(req).await?;
             let after = ctx.provisioner.list_nodes(&req.workspace).await?.len();
             if after > before {
                 let note = format!(

@@ -13,6 +13,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod surface;
 pub mod tls;
 pub mod webhook;
 
