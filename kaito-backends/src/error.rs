@@ -176,11 +176,21 @@ impl From<Error> for kaito_core::Error {
         if let Error::Core(inner) = err {
             return inner;
         }
-        let kind = err.kind();
+        // The whole chain goes into the message rather than `source`: keeping `err` as the
+        // source as well would print every message twice in `{:#}` chains.
+        let mut message = err.to_string();
+        let mut cause = std::error::Error::source(&err);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+            cause = c.source();
+        }
         kaito_core::Error::Backend {
-            kind,
-            message: err.to_string(),
-            source: Some(Box::new(err)),
+            kind: err.kind(),
+            message,
+            source: None,
         }
     }
 }

@@ -36,31 +36,33 @@ pub enum OutputTarget {
     Directory(PathBuf),
 }
 
-/// The local path of a volume source: `hostPath.path`, resolved against `base` when relative
-/// (local mode reads manifests whose host paths are relative to the manifest), or `mounted` when
-/// the volume is something else (PVC, CSI...) that a pod has mounted for us.
+/// The local path of a volume source: `mounted` when a pod mounted the volume for us (inside
+/// the pod a `hostPath` names the node's path, not the container's), else `hostPath.path`,
+/// resolved against `base` when relative (local mode reads manifests whose host paths are
+/// relative to the manifest).
 fn volume_path(
     volume: &serde_json::Value,
     base: &Path,
     mounted: Option<&Path>,
     field: &str,
 ) -> Result<PathBuf> {
-    if let Some(path) = volume
+    if let Some(mounted) = mounted {
+        return Ok(mounted.to_path_buf());
+    }
+    let path = volume
         .pointer("/hostPath/path")
         .and_then(serde_json::Value::as_str)
-    {
-        let path = Path::new(path);
-        return Ok(if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            base.join(path)
-        });
-    }
-    mounted.map(Path::to_path_buf).ok_or_else(|| {
-        Error::invalid(
-            field,
-            "only hostPath volumes can be read outside a pod; mount the volume and pass its path",
-        )
+        .ok_or_else(|| {
+            Error::invalid(
+                field,
+                "only hostPath volumes can be read outside a pod; mount the volume and pass its path",
+            )
+        })?;
+    let path = Path::new(path);
+    Ok(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
     })
 }
 
@@ -135,6 +137,22 @@ mod tests {
         assert_eq!(
             input_source(&abs, Path::new("/m"), None).expect("ok"),
             InputSource::Directory("/abs".into())
+        );
+    }
+
+    #[test]
+    fn inside_a_pod_a_host_path_is_read_where_the_pod_mounted_it() {
+        let input = DataSource {
+            volume_source: Some(json!({"hostPath": {"path": "/srv/data"}})),
+            ..Default::default()
+        };
+        assert_eq!(
+            input_source(&input, Path::new("/m"), Some(Path::new("/mnt/data"))).expect("mounted"),
+            InputSource::Directory("/mnt/data".into())
+        );
+        assert_eq!(
+            input_source(&input, Path::new("/m"), None).expect("local"),
+            InputSource::Directory("/srv/data".into())
         );
     }
 

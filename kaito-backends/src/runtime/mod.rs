@@ -89,8 +89,36 @@ pub struct BaseModel<B: Backend> {
     pub name: String,
 }
 
+/// The checkpoint `path` names: a `.gguf` file, a Hugging Face layout directory (with
+/// `config.json`), or a directory holding exactly one `.gguf` file (a weights volume or image).
+pub fn checkpoint_path(path: &Path) -> Option<PathBuf> {
+    let is_gguf = |p: &Path| {
+        p.is_file()
+            && p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    };
+    if is_gguf(path) || path.join("config.json").is_file() {
+        return Some(path.to_path_buf());
+    }
+    let mut ggufs = std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_gguf(p));
+    match (ggufs.next(), ggufs.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
+    }
+}
+
+/// Whether `path` names a loadable base model (see [`checkpoint_path`]).
+pub fn is_model_path(path: &Path) -> bool {
+    checkpoint_path(path).is_some()
+}
+
 /// Reads the architecture and the HF-named f32 weights of a model directory or `.gguf` file.
 pub fn read_checkpoint(path: &Path) -> Result<(ModelConfig, WeightMap, TokenizerBundle)> {
+    let resolved = checkpoint_path(path);
+    let path = resolved.as_deref().unwrap_or(path);
     if path.is_file()
         && path
             .extension()
@@ -133,6 +161,8 @@ pub fn load_base<B: Backend>(
 
 /// Reads only the architecture of a model directory or `.gguf` file.
 pub fn read_checkpoint_config(path: &Path) -> Result<ModelConfig> {
+    let resolved = checkpoint_path(path);
+    let path = resolved.as_deref().unwrap_or(path);
     if path.is_dir() {
         ModelConfig::from_file(&path.join("config.json"))
     } else {

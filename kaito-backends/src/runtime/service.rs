@@ -1,6 +1,5 @@
 //! [`BurnRuntime`]: kaito-core's `ModelRuntime` on the Burn runtime (tuning jobs and serving).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -474,12 +473,4 @@ impl LoadedModel for BurnLoadedModel {
             },
         })
     }
-}
-
-/// Whether `path` looks like a loadable base model (used by callers for early errors).
-pub fn is_model_path(path: &Path) -> bool {
-    path.join("config.json").exists()
-        || path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }

@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, SecretKeySelector, Service, ServicePort, ServiceSpec, Volume,
+    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec,
+    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    REGISTRY_AUTH_DIR, REGISTRY_AUTH_ENV, WorkloadSettings, dshm, gpu_resources,
+    REGISTRY_AUTH_DIR, REGISTRY_AUTH_ENV, WorkloadSettings, dshm, gpu_resources, hf_token_env,
     inference_tolerations, invalid, mount, node_affinity, owner_reference, registry_auth,
     volume_from_source, workload_labels,
 };
@@ -147,18 +147,7 @@ fn serve_container(
         .as_ref()
         .and_then(|o| o.model_access_secret.clone())
     {
-        env.push(EnvVar {
-            name: "HF_TOKEN".into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: secret,
-                    key: "HF_TOKEN".into(),
-                    optional: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-        });
+        env.push(hf_token_env(secret));
     }
     if settings.gpu_count > 0 {
         args.extend(["--device".into(), "cuda".into()]);

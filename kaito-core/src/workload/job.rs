@@ -18,8 +18,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{
     REGISTRY_AUTH_DIR, REGISTRY_AUTH_ENV, WorkloadSettings, dshm, empty_dir, gpu_resources,
-    invalid, mount, node_affinity, owner_reference, registry_auth, tuning_tolerations,
-    volume_from_source, workload_labels,
+    hf_token_env, invalid, mount, node_affinity, owner_reference, registry_auth,
+    tuning_tolerations, volume_from_source, workload_labels,
 };
 use crate::api::WorkspaceV1Beta1;
 use crate::api::names::ANNOTATION_REVISION;
@@ -33,6 +33,8 @@ pub const DATA_DIR: &str = "/mnt/data";
 pub const RESULTS_DIR: &str = "/mnt/results";
 /// Scratch space for the base model's weights.
 pub const WEIGHTS_DIR: &str = "/workspace/weights";
+/// Where `kaito tune` leaves its outcome (the container's termination message).
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
 /// The environment variable holding the workspace JSON for `kaito tune --in-cluster`.
 pub const WORKSPACE_ENV: &str = "KAITO_WORKSPACE";
 
@@ -110,6 +112,15 @@ pub fn tuning_job(
             value_from: None,
         },
     ];
+    if let Some(secret) = tuning
+        .preset
+        .as_ref()
+        .and_then(|p| p.preset_options.as_ref())
+        .and_then(|o| o.model_access_secret.clone())
+        .filter(|s| !s.is_empty())
+    {
+        env.push(hf_token_env(secret));
+    }
     if let Some((volume, auth_mount)) = registry_auth(&secrets) {
         volumes.push(volume);
         mounts.push(auth_mount);
@@ -133,7 +144,9 @@ pub fn tuning_job(
         "--output-dir".into(),
         RESULTS_DIR.into(),
     ]);
+    // An empty weights volume: `kaito tune` fills it from the preset's hub repository.
     args.extend(["--weights-dir".into(), WEIGHTS_DIR.into()]);
+    args.extend(["--termination-log".into(), TERMINATION_LOG.into()]);
     if let Some(image) = output.image.as_ref().filter(|i| !i.is_empty()) {
         args.extend(["--output-image".into(), image.clone()]);
     }
@@ -159,7 +172,7 @@ pub fn tuning_job(
         }]),
         resources: gpu_resources(settings),
         volume_mounts: Some(mounts),
-        termination_message_path: Some("/dev/termination-log".into()),
+        termination_message_path: Some(TERMINATION_LOG.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Container::default()
     };

@@ -17,9 +17,9 @@ mod tests;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, EmptyDirVolumeSource, KeyToPath, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-    NodeSelectorTerm, ProjectedVolumeSource, ResourceRequirements, SecretProjection, Toleration,
-    Volume, VolumeMount, VolumeProjection,
+    Affinity, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, ProjectedVolumeSource, ResourceRequirements,
+    SecretKeySelector, SecretProjection, Toleration, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -28,7 +28,9 @@ pub use inference::{
     HEADLESS_SUFFIX, INFERENCE_PORT, SERVICE_PORT, headless_service, inference_service,
     inference_statefulset,
 };
-pub use job::{CONFIG_DIR, DATA_DIR, RESULTS_DIR, WEIGHTS_DIR, WORKSPACE_ENV, tuning_job};
+pub use job::{
+    CONFIG_DIR, DATA_DIR, RESULTS_DIR, TERMINATION_LOG, WEIGHTS_DIR, WORKSPACE_ENV, tuning_job,
+};
 
 use crate::api::WorkspaceV1Beta1;
 use crate::api::names::LABEL_WORKSPACE;
@@ -223,6 +225,23 @@ pub(crate) fn volume_from_source(
             &format!("{field} is not a valid Kubernetes volume source: {e}"),
         )
     })
+}
+
+/// `HF_TOKEN` from the `modelAccessSecret` Secret's `HF_TOKEN` key (as KAITO wires it), for
+/// fetching gated weights from the hub.
+pub(crate) fn hf_token_env(secret: String) -> EnvVar {
+    EnvVar {
+        name: "HF_TOKEN".into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret,
+                key: "HF_TOKEN".into(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
 }
 
 /// Every docker-config Secret projected as `<secret>.json` into one volume, for the `kaito`

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use kaito_backends::artifacts::DockerCredentials;
 use kaito_backends::artifacts::cli::{ArtifactCliOptions, pull_data};
 use kaito_backends::runtime::BurnRuntime;
 use kaito_backends::serve::{ServeLimits, serve};
-use kaito_core::traits::{AdapterRef, BaseModel, ModelRuntime, ServingSpec};
+use kaito_core::traits::{AdapterRef, BaseModel, ModelRuntime, RegistryCredentials, ServingSpec};
 
 /// Arguments of `kaito serve`.
 #[derive(Debug, clap::Args)]
@@ -62,6 +63,9 @@ pub struct Args {
     /// Generations running at once.
     #[arg(long, default_value_t = 2)]
     max_concurrent: usize,
+    /// Where the base weights come from when `--model` holds none.
+    #[command(flatten)]
+    weights: super::model::WeightsArgs,
 }
 
 /// `NAME=SOURCE[@STRENGTH]`.
@@ -124,12 +128,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let listen = args
         .port
         .map_or(args.listen, |p| SocketAddr::from(([0, 0, 0, 0], p)));
-    let model_path = super::model::resolve_model(
-        args.model.as_deref(),
-        args.preset.as_deref().unwrap_or_default(),
-    )?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let weights_credentials = match (&args.weights.weights_image, &args.docker_config) {
+            (Some(reference), Some(file)) => {
+                DockerCredentials::from_file(file)?.for_reference(reference)
+            }
+            _ => RegistryCredentials::Anonymous,
+        };
+        let model_path = super::model::obtain_model(
+            args.model.as_deref(),
+            args.preset.as_deref().unwrap_or_default(),
+            &args.weights,
+            weights_credentials,
+        )
+        .await?;
         let options = ArtifactCliOptions {
             docker_config: args.docker_config.clone(),
             plain_http: args.plain_http,

@@ -21,7 +21,7 @@ use kaito_core::tuning::TuningConfig;
 use kaito_core::validation::{ValidationContext, check_create};
 use tokio_util::sync::CancellationToken;
 
-use super::model::{Device, check_device, resolve_model};
+use super::model::{Device, check_device, obtain_model};
 use super::report::{ProgressView, write_loss_curve, write_summary};
 
 /// Arguments of `kaito tune`.
@@ -82,10 +82,45 @@ pub struct Args {
     /// No progress bar (logs one line per step instead).
     #[arg(long)]
     quiet: bool,
+    /// Write the outcome (summary or error) here, for Kubernetes' termination message; the
+    /// operator shows it in the workspace's status.
+    #[arg(long, env = "KAITO_TERMINATION_LOG")]
+    termination_log: Option<PathBuf>,
+    /// Where the base weights come from when `--model` holds none.
+    #[command(flatten)]
+    weights: super::model::WeightsArgs,
 }
 
-/// Runs the command.
+/// Kubernetes keeps at most this many bytes of a termination message.
+const TERMINATION_MESSAGE_LIMIT: usize = 4096;
+
+/// Runs the command, leaving its outcome in `--termination-log` when asked.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let result = tune(args);
+    if let Some(path) = &args.termination_log {
+        let message = match &result {
+            Ok((_, summary)) => format!("succeeded: {summary}"),
+            Err(e) => format!("failed: {e:#}"),
+        };
+        if let Err(e) = std::fs::write(path, termination_message(&message)) {
+            eprintln!("warning: could not write {}: {e}", path.display());
+        }
+    }
+    result.map(|(code, _)| code)
+}
+
+/// The last [`TERMINATION_MESSAGE_LIMIT`] bytes of `message` on one line (the operator shows
+/// the last line), cut on a character boundary.
+fn termination_message(message: &str) -> String {
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut start = line.len().saturating_sub(TERMINATION_MESSAGE_LIMIT);
+    while !line.is_char_boundary(start) {
+        start += 1;
+    }
+    line[start..].to_owned()
+}
+
+fn tune(args: &Args) -> anyhow::Result<(ExitCode, String)> {
     check_device(args.device)?;
     if args.num_gpus > 1 {
         eprintln!(
@@ -154,9 +189,31 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // Relative hostPaths (not valid in a cluster) are read relative to the current directory,
     // so the examples run from the repository root.
     let manifest_dir = std::env::current_dir()?;
+    let docker = load_docker_configs(
+        args.docker_config.as_deref(),
+        args.docker_config_dir.as_deref(),
+    )?;
+    let creds_for = |reference: &str| {
+        docker
+            .iter()
+            .map(|d| d.for_reference(reference))
+            .find(|c| *c != RegistryCredentials::Anonymous)
+            .unwrap_or(RegistryCredentials::Anonymous)
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let weights_credentials = args
+        .weights
+        .weights_image
+        .as_deref()
+        .map_or(RegistryCredentials::Anonymous, creds_for);
     let base_model = BaseModel {
         name: preset.clone(),
-        path: resolve_model(args.model.as_deref(), &preset)?,
+        path: runtime.block_on(obtain_model(
+            args.model.as_deref(),
+            &preset,
+            &args.weights,
+            weights_credentials,
+        ))?,
     };
     let output_mount = args.in_cluster.then(|| args.output_dir.clone()).flatten();
     let input = input_source(
@@ -177,17 +234,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else if let Some(dir) = &args.output_dir {
         output = OutputTarget::Directory(dir.clone());
     }
-    let docker = load_docker_configs(
-        args.docker_config.as_deref(),
-        args.docker_config_dir.as_deref(),
-    )?;
-    let creds_for = |reference: &str| {
-        docker
-            .iter()
-            .map(|d| d.for_reference(reference))
-            .find(|c| *c != RegistryCredentials::Anonymous)
-            .unwrap_or(RegistryCredentials::Anonymous)
-    };
     let input_credentials = match &input {
         kaito_backends::pipeline::InputSource::Image { reference, .. } => creds_for(reference),
         _ => RegistryCredentials::Anonymous,
@@ -239,7 +285,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         })
     };
     let cancel = CancellationToken::new();
-    let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async {
         let ctrl_c = cancel.clone();
         tokio::spawn(async move {
@@ -258,7 +303,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let summary = write_summary(&work_dir.join("summary.json"), ws.name(), &outcome, &plot)?;
     println!("{summary}");
-    Ok(ExitCode::SUCCESS)
+    Ok((ExitCode::SUCCESS, summary))
 }
 
 /// Docker configs from `--docker-config` and every `*.json` in `--docker-config-dir`.
@@ -313,5 +358,20 @@ fn training_config(
             Ok(TuningConfig::from_config_map(cm)?)
         }
         None => Ok(TuningConfig::kaito_default(method)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn termination_message_is_one_line_within_the_kubelet_limit() {
+        let long = format!("{{\n  \"a\": 1\n}} {}é", "x".repeat(5000));
+        let m = termination_message(&long);
+        assert!(!m.contains('\n'));
+        assert!(m.len() <= TERMINATION_MESSAGE_LIMIT);
+        assert!(m.ends_with('é'), "keeps the end, where the outcome is");
+        assert_eq!(termination_message("{\n  \"a\": 1\n}"), "{ \"a\": 1 }");
     }
 }
