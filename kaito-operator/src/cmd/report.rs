@@ -66,48 +66,71 @@ fn console_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Draws training (and eval) loss per step into a PNG.
+/// The family name the embedded font is registered under.
+const FONT: &str = "sans-serif";
+
+/// Registers DejaVu Sans with plotters once: built without system font discovery (which would
+/// need fontconfig on every machine), plotters draws text only with registered fonts.
+fn register_font() -> anyhow::Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
+    });
+    anyhow::ensure!(ok, "the embedded DejaVu Sans font did not load");
+    Ok(())
+}
+
+/// Draws training (and eval) loss per step, with labelled axes, into a PNG.
 pub fn write_loss_curve(history: &[TrainingProgress], path: &Path) -> anyhow::Result<()> {
     if history.is_empty() {
         anyhow::bail!("no progress was reported");
     }
-    let max_step = history.iter().map(|p| p.step).max().unwrap_or(1).max(1) as f64;
+    let max_step = history.iter().map(|p| p.step).max().unwrap_or(1).max(1);
     let losses = history
         .iter()
         .map(|p| p.loss)
         .chain(history.iter().filter_map(|p| p.eval_loss));
     let max_loss = losses.fold(0.0f64, f64::max).max(1e-3) * 1.05;
+    register_font()?;
     let root = BitMapBackend::new(path, (800, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let caption = if history.iter().any(|p| p.eval_loss.is_some()) {
+        "loss per step (blue: training, red: eval)"
+    } else {
+        "training loss per step"
+    };
     let mut chart = ChartBuilder::on(&root)
+        .caption(caption, (FONT, 20))
         .margin(20)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..max_step, 0.0..max_loss)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0..max_step, 0.0..max_loss)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    // No text: plotters is built without a font backend (fonts would pull in system font
-    // discovery), so the mesh carries no labels; the numbers are in the summary.
     chart
         .configure_mesh()
-        .x_labels(0)
-        .y_labels(0)
+        .x_desc("step")
+        .y_desc("loss")
+        .label_style((FONT, 14))
+        .y_label_formatter(&|y| format!("{y:.2}"))
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     chart
         .draw_series(LineSeries::new(
-            history.iter().map(|p| (p.step as f64, p.loss)),
+            history.iter().map(|p| (p.step, p.loss)),
             &BLUE,
         ))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let eval: Vec<(f64, f64)> = history
+    let eval: Vec<(u64, f64)> = history
         .iter()
-        .filter_map(|p| p.eval_loss.map(|l| (p.step as f64, l)))
+        .filter_map(|p| p.eval_loss.map(|l| (p.step, l)))
         .collect();
-    if !eval.is_empty() {
-        chart
-            .draw_series(LineSeries::new(eval, &RED))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    // Eval runs are few (often one, at the end): a dot each, joined when there are several.
+    chart
+        .draw_series(LineSeries::new(eval.iter().copied(), &RED))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .draw_series(eval.iter().map(|&p| Circle::new(p, 4, RED.filled())))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
@@ -154,8 +177,25 @@ mod tests {
             })
             .collect();
         write_loss_curve(&history, &path).expect("draws");
-        let bytes = std::fs::read(&path).expect("written");
-        assert_eq!(&bytes[1..4], b"PNG");
+        let png = image::open(&path).expect("a PNG").to_luma8();
+        assert_eq!(png.dimensions(), (800, 480));
+        // Text left of the y axis (tick labels and "loss"): dark pixels where a plot without
+        // a font would leave the margin blank.
+        let dark = |x0: u32, x1: u32, y0: u32, y1: u32| {
+            (x0..x1)
+                .flat_map(|x| (y0..y1).map(move |y| (x, y)))
+                .filter(|&(x, y)| png.get_pixel(x, y).0[0] < 128)
+                .count()
+        };
+        if let Some(keep) = std::env::var_os("KAITO_KEEP_PLOT") {
+            std::fs::copy(&path, keep).expect("keep");
+        }
+        assert!(dark(0, 70, 60, 420) > 100, "no y-axis labels");
+        assert!(dark(100, 780, 418, 470) > 100, "no x-axis labels");
+        assert!(dark(200, 600, 0, 40) > 100, "no caption");
+        if let Some(keep) = std::env::var_os("KAITO_KEEP_PLOT") {
+            std::fs::copy(&path, keep).expect("keep");
+        }
         assert!(write_loss_curve(&[], &path).is_err());
     }
 }
