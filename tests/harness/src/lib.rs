@@ -69,3 +69,10 @@ pub use server::FakeApiServer;
 pub use sim_job::{JobSim, StatefulSetSim};
 pub use sim_karpenter::{KarpenterSim, LaunchFailure, SimHandle};
 pub use store::{Change, ChangeKind, Store};
+
+/// Whether a pod with `pod_spec` may run on `node` (both as JSON) by the simulators' scheduling
+/// rules: Ready and not deleting, `nodeSelector`, required node affinity, NoSchedule/NoExecute
+/// taints against tolerations. E.g. to check where a shipped DaemonSet's pods can land.
+pub fn pod_fits_node(node: &serde_json::Value, pod_spec: &serde_json::Value) -> bool {
+    sim_sched::fits(node, pod_spec)
+}
