@@ -48,13 +48,16 @@ async fn seed_workspace_runs_to_succeeded_and_cleans_up_across_restarts() {
             .map(|q| q.0.as_str()),
         Some("1024Gi")
     );
-    let ws = eventually("finalizer and revision", || {
+    // The status is written after the reconcile's actions (finalizer, revision, annotations,
+    // NodeClaim), so wait for it too.
+    let ws = eventually("finalizer, revision and status", || {
         c.workspace(name).filter(|w| {
-            w.metadata
-                .finalizers
-                .iter()
-                .flatten()
-                .any(|f| f == FINALIZER)
+            cond(w, C::ResourceReady).is_some()
+                && w.metadata
+                    .finalizers
+                    .iter()
+                    .flatten()
+                    .any(|f| f == FINALIZER)
                 && w.metadata
                     .annotations
                     .as_ref()

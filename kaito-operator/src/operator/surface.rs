@@ -94,17 +94,7 @@ pub fn record_error(status: &mut WorkspaceStatus, type_: ConditionType, error: &
 /// instead of kube's debug dump of the whole Status, at most `MAX_ERROR` characters.
 pub fn describe(error: &Error) -> String {
     let full = error.to_string();
-    let compact = kube_status(error)
-        .and_then(|(kube_text, status)| {
-            let prefix = full.strip_suffix(&kube_text)?;
-            Some(format!(
-                "{prefix}{} ({}, HTTP {})",
-                status.message.trim(),
-                status.reason,
-                status.code
-            ))
-        })
-        .unwrap_or(full);
+    let compact = compact_api_error(&full).unwrap_or(full);
     let one_line = compact.split_whitespace().collect::<Vec<_>>().join(" ");
     let redacted = redact(&one_line);
     if redacted.chars().count() <= MAX_ERROR {
@@ -115,17 +105,27 @@ pub fn describe(error: &Error) -> String {
     }
 }
 
-/// The first API error in `error`'s source chain: its Display text and its Status.
-fn kube_status(error: &Error) -> Option<(String, kube::core::Status)> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = next {
-        if let Some(kube::Error::Api(status)) = e.downcast_ref::<kube::Error>() {
-            let text = e.to_string();
-            return Some((text, (**status).clone()));
-        }
-        next = e.source();
-    }
-    None
+/// kube prints an API error as `ApiError: <message>: <reason> (Status { …, code: N, … })`, and
+/// wrappers (ours, the provisioners') put it last after `<what>: `. Works on the text because
+/// backend errors reach the operator flattened into a message, without a source chain.
+fn compact_api_error(text: &str) -> Option<String> {
+    let dump = text.find(" (Status {")?;
+    let head = &text[..dump];
+    let code: String = text[dump..]
+        .split("code: ")
+        .nth(1)?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let api = head.rfind("ApiError: ")?;
+    let (before, status) = (&head[..api], &head[api + "ApiError: ".len()..]);
+    let (message, reason) = status.rsplit_once(": ").unwrap_or((status, ""));
+    let reason = if reason.is_empty() {
+        String::new()
+    } else {
+        format!("{reason}, ")
+    };
+    Some(format!("{before}{} ({reason}HTTP {code})", message.trim()))
 }
 
 /// Replaces values that look like credentials (`token=…`, `password: …`, `Bearer …`, a SAS
@@ -280,6 +280,16 @@ mod tests {
         assert_eq!(
             describe(&err),
             "creating Job default/ws: quota exceeded for jobs (Forbidden, HTTP 403)"
+        );
+        // A provisioner's error reaches the operator flattened into a message.
+        let flat = kube::core::Status::failure("no: quota", "").with_code(500);
+        let flattened = Error::Config(format!(
+            "creating NodeClaim ws1: {}",
+            kube::Error::Api(Box::new(flat))
+        ));
+        assert_eq!(
+            describe(&flattened),
+            "creating NodeClaim ws1: no: quota (HTTP 500)"
         );
         let long = Error::Config("x".repeat(1000));
         assert_eq!(describe(&long).chars().count(), MAX_ERROR + 1);
