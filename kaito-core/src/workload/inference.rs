@@ -16,9 +16,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    REGISTRY_AUTH_DIR, REGISTRY_AUTH_ENV, WorkloadSettings, dshm, gpu_resources, hf_token_env,
-    inference_tolerations, invalid, mount, node_affinity, owner_reference, registry_auth,
-    volume_from_source, workload_labels,
+    REGISTRY_AUTH_DIR, REGISTRY_AUTH_ENV, WEIGHTS_DIR, WorkloadSettings, dshm, empty_dir,
+    gpu_resources, hf_token_env, inference_tolerations, invalid, mount, node_affinity,
+    owner_reference, registry_auth, volume_from_source, workload_labels,
 };
 use crate::api::WorkspaceV1Beta1;
 use crate::api::names::{ANNOTATION_ENABLE_LB, ANNOTATION_REVISION};
@@ -32,6 +32,8 @@ pub const SERVICE_PORT: i32 = 80;
 pub const HEADLESS_SUFFIX: &str = "-headless";
 /// Where volume adapters are mounted.
 const ADAPTER_DIR: &str = "/mnt/adapter";
+/// Where adapter images are extracted.
+const ADAPTER_IMAGES_DIR: &str = "/mnt/adapter-images";
 /// The StatefulSet pod-name label Kubernetes sets.
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 
@@ -74,12 +76,26 @@ fn serve_container(
         )
     })?;
     let (shm, shm_mount) = dshm();
-    let mut volumes = vec![shm];
-    let mut mounts = vec![shm_mount];
+    // The image is read-only and runs as a non-root user: the base weights (fetched from the
+    // preset's hub repository on start) and adapter images go to volumes of their own.
+    let mut volumes = vec![
+        shm,
+        empty_dir("model-weights-volume"),
+        empty_dir("adapter-images-volume"),
+    ];
+    let mut mounts = vec![
+        shm_mount,
+        mount("model-weights-volume", WEIGHTS_DIR),
+        mount("adapter-images-volume", ADAPTER_IMAGES_DIR),
+    ];
     let mut args: Vec<String> = vec![
         "serve".into(),
         "--preset".into(),
         preset.name.clone(),
+        "--model".into(),
+        WEIGHTS_DIR.into(),
+        "--adapter-dir".into(),
+        ADAPTER_IMAGES_DIR.into(),
         "--port".into(),
         INFERENCE_PORT.to_string(),
     ];
