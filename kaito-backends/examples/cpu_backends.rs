@@ -1,8 +1,11 @@
 //! Compares Burn CPU backends on a LoRA training step of a small random Llama-shaped model
 //! (matmul-heavy forward + backward) and on KV-cached decoding.
 //!
-//! `cargo run -p kaito-backends --example cpu_backends --features flex`
+//! `cargo run --release -p kaito-backends --example cpu_backends --features flex`
 //! (ndarray is measured always, flex with `--features flex`).
+
+#[path = "../../benches/shapes.rs"]
+mod shapes;
 
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -15,64 +18,15 @@ use kaito_backends::runtime::config::ModelConfig;
 use kaito_backends::runtime::lora::LoraSettings;
 use kaito_backends::runtime::model::{BaseQuant, KvCache, Transformer};
 use kaito_backends::runtime::train::{TrainOptions, train};
-use kaito_backends::runtime::weights::{HostTensor, WeightMap};
+use kaito_backends::runtime::weights::WeightMap;
 
+// The same small Llama as benches/runtime_cpu.rs.
 fn config() -> ModelConfig {
-    let json = r#"{"architectures":["LlamaForCausalLM"],"vocab_size":2048,"hidden_size":256,
-        "intermediate_size":768,"num_hidden_layers":4,"num_attention_heads":8,"num_key_value_heads":4,
-        "tie_word_embeddings":true}"#;
-    ModelConfig::from_json(json, "bench").expect("config")
+    shapes::config(shapes::SMALL_LLAMA)
 }
 
 fn random_weights(cfg: &ModelConfig) -> WeightMap {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = |n: usize, scale: f32| -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
-            })
-            .collect()
-    };
-    let mut w = WeightMap::new();
-    let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
-    let (q, kv, _) = cfg.qkv_out();
-    w.insert(
-        "model.embed_tokens.weight".into(),
-        HostTensor::new(vec![v, h], rnd(v * h, 0.1)),
-    );
-    w.insert(
-        "model.norm.weight".into(),
-        HostTensor::new(vec![h], vec![1.0; h]),
-    );
-    for l in 0..cfg.num_layers {
-        let p = format!("model.layers.{l}");
-        for (n, o, inp) in [
-            ("self_attn.q_proj", q, h),
-            ("self_attn.k_proj", kv, h),
-            ("self_attn.v_proj", kv, h),
-            ("self_attn.o_proj", h, q),
-            ("mlp.gate_proj", i, h),
-            ("mlp.up_proj", i, h),
-            ("mlp.down_proj", h, i),
-        ] {
-            w.insert(
-                format!("{p}.{n}.weight"),
-                HostTensor::new(vec![o, inp], rnd(o * inp, 0.1)),
-            );
-        }
-        w.insert(
-            format!("{p}.input_layernorm.weight"),
-            HostTensor::new(vec![h], vec![1.0; h]),
-        );
-        w.insert(
-            format!("{p}.post_attention_layernorm.weight"),
-            HostTensor::new(vec![h], vec![1.0; h]),
-        );
-    }
-    w
+    shapes::random_weights(cfg)
 }
 
 fn bench_train<B: AutodiffBackend>(name: &str) {

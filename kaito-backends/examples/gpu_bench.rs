@@ -1,0 +1,145 @@
+//! burn-cuda LoRA / QLoRA training throughput on a phi-3-mini-shaped model (random weights, bf16
+//! compute), the Burn half of `scripts/gpu-bench.sh` (whose other half is
+//! `benches/pytorch_gpu.py`).
+//!
+//! `cargo run --release -p kaito-backends --example gpu_bench --features cuda -- \
+//!     <lora|qlora> [--batch 4] [--seq 1024] [--steps 4] [--r 8] [--layers 32] [--peak-tflops 790]`
+//!
+//! Each step is forward + loss + backward + AdamW on the adapters (`benches/step.rs`). The first
+//! step is timed on its own (kernel compilation and autotune); the mean of the next `--steps` is
+//! the throughput. MFU = 4 · N · tokens/s / peak, N = all base parameters (embeddings and head
+//! included): 2N FLOP/token forward plus 2N for the activation gradients, no weight gradients for
+//! the frozen base; attention's score/value matmuls and the LoRA matmuls are not counted. The
+//! PyTorch side uses the same formula. Peak GPU memory is sampled by the script (nvidia-smi), the
+//! same way for both sides.
+
+#[path = "../../benches/shapes.rs"]
+mod shapes;
+#[path = "../../benches/step.rs"]
+mod step;
+
+use std::time::Instant;
+
+use kaito_backends::runtime::GpuTrain;
+use kaito_backends::runtime::model::{BaseQuant, Transformer};
+
+struct Args {
+    method: String,
+    batch: usize,
+    seq: usize,
+    steps: usize,
+    r: usize,
+    layers: Option<usize>,
+    peak_tflops: f64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let method = it
+        .next()
+        .ok_or("usage: gpu_bench <lora|qlora> [--batch N] ...")?;
+    if method != "lora" && method != "qlora" {
+        return Err(format!("method must be lora or qlora, got `{method}`"));
+    }
+    let mut a = Args {
+        method,
+        batch: 4,
+        seq: 1024,
+        steps: 4,
+        r: 8,
+        layers: None,
+        peak_tflops: 790.0,
+    };
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let num = |v: &str| {
+            v.parse::<f64>()
+                .map_err(|e| format!("{flag} `{v}`: {e}"))
+                .map(|x| x as usize)
+        };
+        match flag.as_str() {
+            "--batch" => a.batch = num(&value)?,
+            "--seq" => a.seq = num(&value)?,
+            "--steps" => a.steps = num(&value)?.max(1),
+            "--r" => a.r = num(&value)?,
+            "--layers" => a.layers = Some(num(&value)?),
+            "--peak-tflops" => {
+                a.peak_tflops = value
+                    .parse()
+                    .map_err(|e| format!("--peak-tflops `{value}`: {e}"))?
+            }
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = parse_args()?;
+    let mut cfg = shapes::config(shapes::PHI3_MINI);
+    if let Some(l) = a.layers {
+        cfg.num_layers = l;
+    }
+    let quant = if a.method == "qlora" {
+        BaseQuant::Nf4 { double_quant: true }
+    } else {
+        BaseQuant::None
+    };
+    let n_params = shapes::param_count(&cfg);
+    let n_lora = shapes::lora_param_count(&cfg, &shapes::PHI3_ALL, a.r);
+    eprintln!(
+        "burn {}: phi-3-mini shape, {} layers, {:.3} B params, LoRA r={} on {:?} ({:.1} M), batch {} x {}",
+        a.method,
+        cfg.num_layers,
+        n_params as f64 / 1e9,
+        a.r,
+        shapes::PHI3_ALL,
+        n_lora as f64 / 1e6,
+        a.batch,
+        a.seq
+    );
+
+    let t0 = Instant::now();
+    let w = shapes::random_weights(&cfg);
+    let gen_s = t0.elapsed().as_secs_f64();
+    let device = Default::default();
+    let t1 = Instant::now();
+    let model = Transformer::<GpuTrain>::from_weights(cfg.clone(), &w, quant, &device)?;
+    drop(w);
+    let load_s = t1.elapsed().as_secs_f64();
+    eprintln!("random weights {gen_s:.1} s, model build + upload {load_s:.1} s");
+
+    let ids = shapes::token_ids(a.batch, a.seq, cfg.vocab_size);
+    let mut s = step::LoraStep::new(&model, &shapes::PHI3_ALL, a.r, &ids);
+    let t2 = Instant::now();
+    let first_loss = s.step(&model);
+    let first_s = t2.elapsed().as_secs_f64();
+    eprintln!("first step {first_s:.1} s (compilation + autotune), loss {first_loss:.3}");
+
+    let mut times = Vec::with_capacity(a.steps);
+    let mut loss = first_loss;
+    for i in 0..a.steps {
+        let t = Instant::now();
+        loss = s.step(&model);
+        times.push(t.elapsed().as_secs_f64());
+        eprintln!("step {} {:.0} ms, loss {loss:.3}", i + 2, times[i] * 1e3);
+    }
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let tokens = (a.batch * a.seq) as f64;
+    let tps = tokens / mean;
+    let mfu = 4.0 * n_params as f64 * tps / (a.peak_tflops * 1e12);
+    println!(
+        "RESULT side=burn method={} batch={} seq={} layers={} ms_per_step={:.1} tokens_per_s={:.0} mfu={:.4} first_step_s={:.1} load_s={:.1} loss={:.4}",
+        a.method,
+        a.batch,
+        a.seq,
+        cfg.num_layers,
+        mean * 1e3,
+        tps,
+        mfu,
+        first_s,
+        gen_s + load_s,
+        loss
+    );
+    Ok(())
+}
