@@ -48,6 +48,15 @@ fn quick_retry(attempts: u32) -> RetryPolicy {
     }
 }
 
+/// Retries long enough to outlast a registry restart.
+fn patient_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 20,
+        initial_delay: Duration::from_millis(300),
+        max_delay: Duration::from_millis(600),
+    }
+}
+
 fn adapter(root: &Path, seed: u8) -> PathBuf {
     let dir = root.join(format!("adapter-{seed}"));
     std::fs::create_dir_all(dir.join("checkpoint")).unwrap();
@@ -330,12 +339,7 @@ async fn stopped_registry_gives_a_clear_error_and_a_retry_after_restart_succeeds
     let push = tokio::spawn({
         let (src, reference) = (src.clone(), reference.clone());
         async move {
-            let patient = RetryPolicy {
-                attempts: 20,
-                initial_delay: Duration::from_millis(300),
-                max_delay: Duration::from_millis(600),
-            };
-            store(patient)
+            store(patient_retry())
                 .push_dir(&src, &reference, &RegistryCredentials::Anonymous, &phi3())
                 .await
         }

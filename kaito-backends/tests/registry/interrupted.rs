@@ -12,14 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kaito_backends::artifacts::RetryPolicy;
 use kaito_core::ErrorKind;
 use kaito_core::traits::RegistryCredentials;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use super::{OwnRegistry, adapter, env_or_skip, files, phi3, quick_retry, store};
+use super::{OwnRegistry, adapter, env_or_skip, files, patient_retry, phi3, quick_retry, store};
 
 /// Bytes of the upload request (head and start of the body) forwarded before the kill.
 const BYTES_BEFORE_KILL: usize = 4 * 1024;
@@ -179,12 +178,7 @@ async fn registry_killed_during_a_blob_upload_fails_clearly_leaves_no_tag_and_a_
     let push = tokio::spawn({
         let (src, reference) = (src.clone(), reference.clone());
         async move {
-            let patient = RetryPolicy {
-                attempts: 20,
-                initial_delay: Duration::from_millis(300),
-                max_delay: Duration::from_millis(600),
-            };
-            store(patient)
+            store(patient_retry())
                 .push_dir(&src, &reference, &RegistryCredentials::Anonymous, &phi3())
                 .await
         }
