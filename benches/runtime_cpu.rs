@@ -36,7 +36,7 @@ fn bench_model(
     new_tokens: usize,
 ) {
     let ids = shapes::token_ids(batch, seq, train.config.vocab_size);
-    let mut s = LoraStep::new(train, &shapes::LLAMA_ALL, r, &ids);
+    let mut s = LoraStep::new(train, shapes::llama_all(), r, &ids);
     let mut g = c.benchmark_group(name);
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))

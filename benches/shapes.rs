@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // each includer uses a different subset
 
-use kaito_backends::runtime::config::ModelConfig;
+use kaito_backends::runtime::config::{Family, ModelConfig};
 use kaito_backends::runtime::lora::{layer_modules, module_shape, parent};
 use kaito_backends::runtime::weights::{HostTensor, WeightMap};
 
@@ -23,18 +23,15 @@ pub const PHI3_MINI: &str = r#"{"architectures":["Phi3ForCausalLM"],"vocab_size"
     "max_position_embeddings":4096,"tie_word_embeddings":false,"bos_token_id":1,
     "eos_token_id":32000}"#;
 
-/// LoRA targets on every projection of a separate-q/k/v family.
-pub const LLAMA_ALL: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+/// LoRA targets on every projection of a separate-q/k/v family (the runtime's own list).
+pub fn llama_all() -> &'static [&'static str] {
+    layer_modules(Family::Llama)
+}
+
 /// LoRA targets on every projection of Phi-3 (the deps.md PEFT reference's list).
-pub const PHI3_ALL: [&str; 4] = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"];
+pub fn phi3_all() -> &'static [&'static str] {
+    layer_modules(Family::Phi3)
+}
 
 /// Parses one of the shapes above.
 pub fn config(json: &str) -> ModelConfig {

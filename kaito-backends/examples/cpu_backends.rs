@@ -49,15 +49,7 @@ fn bench_train<B: AutodiffBackend>(name: &str) {
             }
         })
         .collect();
-    let targets = [
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    ];
+    let targets = shapes::llama_all();
     let opts = TrainOptions {
         lora: LoraSettings {
             r: 8,

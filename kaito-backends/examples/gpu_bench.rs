@@ -86,14 +86,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         BaseQuant::None
     };
     let n_params = shapes::param_count(&cfg);
-    let n_lora = shapes::lora_param_count(&cfg, &shapes::PHI3_ALL, a.r);
+    let n_lora = shapes::lora_param_count(&cfg, shapes::phi3_all(), a.r);
     eprintln!(
         "burn {}: phi-3-mini shape, {} layers, {:.3} B params, LoRA r={} on {:?} ({:.1} M), batch {} x {}",
         a.method,
         cfg.num_layers,
         n_params as f64 / 1e9,
         a.r,
-        shapes::PHI3_ALL,
+        shapes::phi3_all(),
         n_lora as f64 / 1e6,
         a.batch,
         a.seq
@@ -110,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("random weights {gen_s:.1} s, model build + upload {load_s:.1} s");
 
     let ids = shapes::token_ids(a.batch, a.seq, cfg.vocab_size);
-    let mut s = step::LoraStep::new(&model, &shapes::PHI3_ALL, a.r, &ids);
+    let mut s = step::LoraStep::new(&model, shapes::phi3_all(), a.r, &ids);
     let t2 = Instant::now();
     let first_loss = s.step(&model);
     let first_s = t2.elapsed().as_secs_f64();

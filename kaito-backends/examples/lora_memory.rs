@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Reset the peak so the training figure is not the f32 checkpoint read at load time.
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let ids = shapes::token_ids(batch, 128, model.config.vocab_size);
-    let mut s = step::LoraStep::new(&model, &shapes::LLAMA_ALL, 16, &ids);
+    let mut s = step::LoraStep::new(&model, shapes::llama_all(), 16, &ids);
     let t1 = Instant::now();
     let mut loss = f64::NAN;
     for _ in 0..steps {
