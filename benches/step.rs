@@ -12,6 +12,7 @@ use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
+use kaito_backends::runtime::Nf4Backend;
 use kaito_backends::runtime::lora::{ActiveLora, LoraLayout, LoraSettings, LoraWeights};
 use kaito_backends::runtime::model::{KvCache, Transformer, causal_lm_loss, count_label_tokens};
 
@@ -25,7 +26,7 @@ pub struct LoraStep<B: AutodiffBackend> {
     denom: f64,
 }
 
-impl<B: AutodiffBackend> LoraStep<B> {
+impl<B: AutodiffBackend + Nf4Backend> LoraStep<B> {
     /// LoRA rank `r` (alpha = 2r, no dropout) on `targets`, training on `batch` (all tokens
     /// are labels, as for a plain text column).
     pub fn new(model: &Transformer<B>, targets: &[&str], r: usize, batch: &[Vec<u32>]) -> Self {
@@ -89,7 +90,11 @@ impl<B: AutodiffBackend> LoraStep<B> {
 /// Greedy decoding without adapters: prefill `prompt`, then `new_tokens` single-token forwards
 /// with the KV cache, the argmax taken on the host as `runtime::generate` does. Returns the
 /// generated ids.
-pub fn greedy<B: Backend>(model: &Transformer<B>, prompt: &[u32], new_tokens: usize) -> Vec<u32> {
+pub fn greedy<B: Nf4Backend>(
+    model: &Transformer<B>,
+    prompt: &[u32],
+    new_tokens: usize,
+) -> Vec<u32> {
     let device = model.device().clone();
     let mut cache = KvCache::new(model.config.num_layers);
     let mut input: Vec<i64> = prompt.iter().map(|v| *v as i64).collect();

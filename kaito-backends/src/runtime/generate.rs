@@ -10,6 +10,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::lora::{ActiveLora, LoraLayout, parent};
 use super::model::{KvCache, Transformer};
+use super::nf4_linear::Nf4Backend;
 use super::tokenizer::TokenizerBundle;
 use super::weights::{HostTensor, SaveDtype, WeightMap, save_safetensors};
 use crate::{Error, Result};
@@ -136,7 +137,7 @@ pub fn next_token(
 }
 
 /// Generates a continuation of `prompt` token ids with the base model plus any adapters.
-pub fn generate<B: Backend>(
+pub fn generate<B: Nf4Backend>(
     model: &Transformer<B>,
     tokenizer: &TokenizerBundle,
     prompt: &[u32],

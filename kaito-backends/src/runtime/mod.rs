@@ -36,6 +36,7 @@ pub mod gguf;
 pub mod lora;
 pub mod model;
 pub mod nf4;
+pub mod nf4_linear;
 pub mod rope;
 pub mod service;
 pub mod tokenizer;
@@ -48,6 +49,7 @@ use burn::prelude::Backend;
 
 pub use config::ModelConfig;
 pub use model::{BaseQuant, Transformer};
+pub use nf4_linear::Nf4Backend;
 pub use service::BurnRuntime;
 pub use tokenizer::TokenizerBundle;
 pub use train::TrainOptions;
@@ -143,7 +145,7 @@ pub fn read_checkpoint(path: &Path) -> Result<(ModelConfig, WeightMap, Tokenizer
 }
 
 /// Loads a base model for backend `B` (an `Autodiff<_>` backend to train, a plain one to serve).
-pub fn load_base<B: Backend>(
+pub fn load_base<B: Nf4Backend>(
     path: &Path,
     quant: BaseQuant,
     device: &B::Device,

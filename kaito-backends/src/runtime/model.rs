@@ -11,6 +11,7 @@ use burn::tensor::activation::{silu, softmax};
 use super::config::ModelConfig;
 use super::lora::{ActiveLora, layer_modules, module_shape, parent};
 use super::nf4::Nf4Tensor;
+use super::nf4_linear::{Nf4Backend, Nf4Weight};
 use super::rope;
 use super::weights::{HostTensor, WeightMap};
 use crate::{Error, Result};
@@ -32,8 +33,8 @@ pub enum BaseQuant {
 pub enum FrozenWeight<B: Backend> {
     /// Dense, stored transposed: [in, out].
     Dense(Tensor<B, 2>),
-    /// NF4 in HF [out, in] order, dequantized on each use.
-    Nf4(Nf4Tensor),
+    /// NF4 codes on the device, dequantized inside each matmul (forward and backward).
+    Nf4(Nf4Weight<B>),
 }
 
 /// A frozen linear layer (weight plus optional bias).
@@ -56,7 +57,7 @@ fn transpose_host(t: &HostTensor) -> Vec<f32> {
     out
 }
 
-impl<B: Backend> FrozenLinear<B> {
+impl<B: Nf4Backend> FrozenLinear<B> {
     fn new(
         w: &HostTensor,
         bias: Option<&HostTensor>,
@@ -70,37 +71,30 @@ impl<B: Backend> FrozenLinear<B> {
                 device,
             )),
             BaseQuant::Nf4 { double_quant } => {
-                FrozenWeight::Nf4(Nf4Tensor::quantize(&w.data, w.shape.clone(), double_quant))
+                let q = Nf4Tensor::quantize(&w.data, w.shape.clone(), double_quant);
+                FrozenWeight::Nf4(Nf4Weight::new(&q, device))
             }
         };
         let bias = bias.map(|b| Tensor::from_data(TensorData::new(b.data.clone(), [out]), device));
         Self { weight, bias }
     }
+}
 
-    /// The dense weight [in, out] (dequantized for NF4).
-    pub fn dense_t(&self, device: &B::Device) -> Tensor<B, 2> {
-        match &self.weight {
-            FrozenWeight::Dense(w) => w.clone(),
-            FrozenWeight::Nf4(q) => {
-                let w: Tensor<B, 2> = Tensor::from_data(
-                    TensorData::new(q.dequantize(), [q.shape[0], q.shape[1]]),
-                    device,
-                );
-                w.transpose()
-            }
-        }
-    }
-
+impl<B: Nf4Backend> FrozenLinear<B> {
     /// x [n, in] -> [n, out].
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let device = x.device();
-        let y = x.matmul(self.dense_t(&device));
+        let y = match &self.weight {
+            FrozenWeight::Dense(w) => x.matmul(w.clone()),
+            FrozenWeight::Nf4(w) => B::nf4_linear(x, w),
+        };
         match &self.bias {
             Some(b) => y + b.clone().unsqueeze_dim(0),
             None => y,
         }
     }
+}
 
+impl<B: Backend> FrozenLinear<B> {
     /// Bytes the frozen weight occupies (f32 for dense on the CPU backend).
     pub fn bytes(&self) -> usize {
         let bias = self.bias.as_ref().map(|b| b.dims()[0] * 4).unwrap_or(0);
@@ -173,7 +167,7 @@ fn vec1<B: Backend>(t: &HostTensor, device: &B::Device) -> Tensor<B, 1> {
     Tensor::from_data(TensorData::new(t.data.clone(), [t.data.len()]), device)
 }
 
-impl<B: Backend> Transformer<B> {
+impl<B: Nf4Backend> Transformer<B> {
     /// Builds the model from HF-named weights, quantizing the frozen projections if asked.
     pub fn from_weights(
         config: ModelConfig,

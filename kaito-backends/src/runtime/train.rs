@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lora::{ActiveLora, LoraLayout, LoraSettings, LoraWeights};
 use super::model::{Transformer, causal_lm_loss, count_label_tokens};
+use super::nf4_linear::Nf4Backend;
 use crate::data::TokenizedExample;
 use crate::{Error, Result};
 
@@ -224,7 +225,7 @@ fn batch_tensors<B: Backend>(
 }
 
 /// Mean next-token loss over the label tokens of `data` (no gradients).
-pub fn evaluate<B: Backend>(
+pub fn evaluate<B: Nf4Backend>(
     model: &Transformer<B>,
     layout: &LoraLayout,
     weights: &LoraWeights<B>,
@@ -269,7 +270,7 @@ fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 /// Trains a LoRA adapter on `model` (whose base is frozen).
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: AutodiffBackend + Nf4Backend>(
     model: &Transformer<B>,
     train_set: &[TokenizedExample],
     eval_set: &[TokenizedExample],
