@@ -17,7 +17,7 @@ use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::Checkpoi
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::prelude::*;
-use burn::tensor::{DType, Element, ElementConversion, TensorPrimitive};
+use burn::tensor::{DType, ElementConversion, TensorPrimitive};
 
 use super::nf4::{BLOCK, NF4_CODE, Nf4Tensor, SCALE_BLOCK, Scales, dynamic_map};
 
@@ -30,22 +30,35 @@ struct PackedCodes<B: Backend> {
     len: usize,
 }
 
-/// Whether the backend's ints are 64-bit; everything narrower is treated as i32, which covers
-/// every backend this runtime builds for (ndarray i64, flex and burn-cuda i32).
-fn wide_ints<B: Backend>() -> bool {
-    matches!(<B::IntElem as Element>::dtype(), DType::I64 | DType::U64)
+/// Bits in the device's int element. The device settings, not `B::IntElem`, decide the dtype
+/// `from_data` produces, so ask a real tensor. Anything but 64 is treated as 32: every backend this
+/// runtime builds for uses i64 (ndarray) or i32 (flex, burn-cuda).
+fn int_word_bits<B: Backend>(device: &B::Device) -> u32 {
+    match Tensor::<B, 1, Int>::zeros([1], device).dtype() {
+        DType::I64 | DType::U64 => 64,
+        _ => 32,
+    }
 }
 
 impl<B: Backend> PackedCodes<B> {
     fn pack(codes: impl ExactSizeIterator<Item = u8>, bits: u32, device: &B::Device) -> Self {
+        Self::pack_words(codes, bits, int_word_bits::<B>(device), device)
+    }
+
+    fn pack_words(
+        codes: impl ExactSizeIterator<Item = u8>,
+        bits: u32,
+        word: u32,
+        device: &B::Device,
+    ) -> Self {
         let len = codes.len();
-        let word = if wide_ints::<B>() { 64 } else { 32 };
         let per = (word / bits) as usize;
         let mut words = vec![0u64; len.div_ceil(per)];
         for (i, c) in codes.enumerate() {
             words[i / per] |= (c as u64) << (bits as usize * (i % per));
         }
-        // The bit pattern is what matters: reinterpret as the signed element.
+        // The bit pattern is what matters: reinterpret as the signed element. (Widening an i32
+        // pattern to i64 sign-extends, which leaves the low 32 bits, all that is unpacked.)
         let data = if word == 64 {
             TensorData::new(
                 words.iter().map(|w| *w as i64).collect::<Vec<_>>(),
@@ -86,7 +99,7 @@ impl<B: Backend> PackedCodes<B> {
     }
 
     fn bytes(&self) -> usize {
-        self.packed.dims()[0] * <B::IntElem as Element>::dtype().size()
+        self.packed.dims()[0] * self.packed.dtype().size()
     }
 }
 
@@ -291,10 +304,11 @@ impl Nf4Backend for burn::backend::Flex<f32> {
     const HOST_DEQUANT: bool = true;
 }
 #[cfg(feature = "cuda")]
-impl<F: burn::tensor::FloatElement, I: burn::tensor::IntElement> Nf4Backend
-    for burn::backend::Cuda<F, I>
-{
-}
+impl Nf4Backend for burn::backend::Cuda<half::bf16> {}
+#[cfg(feature = "cuda")]
+impl Nf4Backend for burn::backend::Cuda<half::f16> {}
+#[cfg(feature = "cuda")]
+impl Nf4Backend for burn::backend::Cuda<f32> {}
 
 impl<B: Backend> Nf4Weight<B> {
     /// The inner backend's view of a weight held by an autodiff backend (the same tensors).
@@ -453,6 +467,27 @@ mod tests {
             .assert_approx_eq::<f32>(&yr.inner().into_data(), Default::default());
         gx.into_data()
             .assert_approx_eq::<f32>(&gr.into_data(), Default::default());
+    }
+
+    #[test]
+    fn codes_round_trip_through_32_and_64_bit_words() {
+        let dev = Default::default();
+        for bits in [4u32, 8] {
+            let codes: Vec<u8> = (0..203u32)
+                .map(|i| ((i * 37 + 11) % (1 << bits)) as u8)
+                .collect();
+            for word in [32, 64] {
+                let p = PackedCodes::<Cpu>::pack_words(codes.iter().copied(), bits, word, &dev);
+                assert_eq!(p.per, (word / bits) as usize);
+                let back: Vec<u8> = p
+                    .unpack()
+                    .into_data()
+                    .iter::<i64>()
+                    .map(|v| u8::try_from(v).unwrap())
+                    .collect();
+                assert_eq!(back, codes, "bits {bits}, word {word}");
+            }
+        }
     }
 
     #[test]
