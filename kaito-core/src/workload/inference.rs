@@ -17,8 +17,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
     REGISTRY_AUTH_DIR, REGISTRY_AUTH_ENV, WEIGHTS_DIR, WorkloadSettings, dshm, empty_dir,
-    gpu_resources, hf_token_env, inference_tolerations, invalid, mount, node_affinity,
-    owner_reference, registry_auth, volume_from_source, workload_labels,
+    gpu_resources, hf_token_env, inference_tolerations, invalid, kernel_cache, mount,
+    node_affinity, owner_reference, registry_auth, volume_from_source, workload_labels,
 };
 use crate::api::WorkspaceV1Beta1;
 use crate::api::names::{ANNOTATION_ENABLE_LB, ANNOTATION_REVISION};
@@ -164,6 +164,11 @@ fn serve_container(
         .and_then(|o| o.model_access_secret.clone())
     {
         env.push(hf_token_env(secret));
+    }
+    if let Some((volume, cache_mount, cache_env)) = kernel_cache(settings) {
+        volumes.push(volume);
+        mounts.push(cache_mount);
+        env.extend(cache_env);
     }
     if settings.gpu_count > 0 {
         args.extend(["--device".into(), "cuda".into()]);

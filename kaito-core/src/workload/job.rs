@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{
     REGISTRY_AUTH_DIR, REGISTRY_AUTH_ENV, WorkloadSettings, dshm, empty_dir, gpu_resources,
-    hf_token_env, invalid, mount, node_affinity, owner_reference, registry_auth,
+    hf_token_env, invalid, kernel_cache, mount, node_affinity, owner_reference, registry_auth,
     tuning_tolerations, volume_from_source, workload_labels,
 };
 use crate::api::WorkspaceV1Beta1;
@@ -149,6 +149,11 @@ pub fn tuning_job(
     args.extend(["--termination-log".into(), TERMINATION_LOG.into()]);
     if let Some(image) = output.image.as_ref().filter(|i| !i.is_empty()) {
         args.extend(["--output-image".into(), image.clone()]);
+    }
+    if let Some((volume, cache_mount, cache_env)) = kernel_cache(settings) {
+        volumes.push(volume);
+        mounts.push(cache_mount);
+        env.extend(cache_env);
     }
     if settings.gpu_count > 0 {
         args.extend([

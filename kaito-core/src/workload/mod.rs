@@ -17,9 +17,10 @@ mod tests;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath, NodeAffinity, NodeSelector,
-    NodeSelectorRequirement, NodeSelectorTerm, ProjectedVolumeSource, ResourceRequirements,
-    SecretKeySelector, SecretProjection, Toleration, Volume, VolumeMount, VolumeProjection,
+    Affinity, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource, KeyToPath,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ProjectedVolumeSource,
+    ResourceRequirements, SecretKeySelector, SecretProjection, Toleration, Volume, VolumeMount,
+    VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -41,6 +42,10 @@ use crate::planner::sanitized_selector_labels;
 pub const REGISTRY_AUTH_DIR: &str = "/root/.docker/config.d";
 /// The environment variable naming [`REGISTRY_AUTH_DIR`] for the `kaito` process.
 pub const REGISTRY_AUTH_ENV: &str = "KAITO_REGISTRY_AUTH_DIR";
+/// Where GPU pods mount the node's kernel cache (and `KAITO_KERNEL_CACHE` points).
+pub const KERNEL_CACHE_DIR: &str = "/var/cache/kaito/kernels";
+/// The node directory holding the kernel cache unless the operator is told otherwise.
+pub const DEFAULT_KERNEL_CACHE_HOST_PATH: &str = "/var/lib/kaito/kernel-cache";
 /// The extended resource of NVIDIA GPUs.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
@@ -55,6 +60,10 @@ pub struct WorkloadSettings {
     pub azure: bool,
     /// The tuning Job's `backoffLimit` (KAITO leaves Kubernetes' default, 6).
     pub backoff_limit: i32,
+    /// A directory on GPU nodes where compiled GPU kernels and autotune results persist between
+    /// pods (a `hostPath`), so that only the first job on a node pays for kernel compilation;
+    /// `None` keeps every pod cold (for namespaces whose Pod Security forbids `hostPath`).
+    pub kernel_cache_host_path: Option<String>,
 }
 
 impl Default for WorkloadSettings {
@@ -64,6 +73,7 @@ impl Default for WorkloadSettings {
             gpu_count: 0,
             azure: true,
             backoff_limit: 6,
+            kernel_cache_host_path: Some(DEFAULT_KERNEL_CACHE_HOST_PATH.into()),
         }
     }
 }
@@ -197,6 +207,38 @@ pub(crate) fn mount(name: &str, path: &str) -> VolumeMount {
         mount_path: path.into(),
         ..VolumeMount::default()
     }
+}
+
+/// The GPU kernel cache of a GPU pod: the node's directory, and the environment that points
+/// `kaito` (`KAITO_KERNEL_CACHE`: CubeCL's PTX and autotune caches) and the CUDA driver
+/// (`CUDA_CACHE_PATH`: its PTX-to-SASS cache, raised to 4 GiB) at it. None on CPU pods.
+pub(crate) fn kernel_cache(
+    settings: &WorkloadSettings,
+) -> Option<(Volume, VolumeMount, Vec<EnvVar>)> {
+    let host = settings
+        .kernel_cache_host_path
+        .as_ref()
+        .filter(|p| !p.is_empty());
+    let host = host.filter(|_| settings.gpu_count > 0)?;
+    let volume = Volume {
+        name: "kernel-cache".into(),
+        host_path: Some(HostPathVolumeSource {
+            path: host.clone(),
+            type_: Some("DirectoryOrCreate".into()),
+        }),
+        ..Volume::default()
+    };
+    let env = |name: &str, value: String| EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    };
+    let env = vec![
+        env("KAITO_KERNEL_CACHE", KERNEL_CACHE_DIR.into()),
+        env("CUDA_CACHE_PATH", format!("{KERNEL_CACHE_DIR}/nv")),
+        env("CUDA_CACHE_MAXSIZE", (4u64 << 30).to_string()),
+    ];
+    Some((volume, mount("kernel-cache", KERNEL_CACHE_DIR), env))
 }
 
 pub(crate) fn empty_dir(name: &str) -> Volume {

@@ -2,6 +2,7 @@
 //! compared field for field with files under `src/workload/golden/` (regenerate with
 //! `UPDATE_GOLDEN=1 cargo test -p kaito-core workload`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
@@ -29,6 +30,7 @@ fn settings() -> WorkloadSettings {
         gpu_count: 1,
         azure: true,
         backoff_limit: 6,
+        kernel_cache_host_path: Some(super::DEFAULT_KERNEL_CACHE_HOST_PATH.into()),
     }
 }
 
@@ -321,4 +323,65 @@ fn custom_inference_template_is_used_with_workspace_labels() {
             .as_deref(),
         Some("phi-3-chat")
     );
+}
+
+#[test]
+fn gpu_pods_share_the_nodes_kernel_cache_and_cpu_pods_do_not() {
+    let ws = seed();
+    let find = |pod: &serde_json::Value| {
+        let volume = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "kernel-cache")
+            .cloned();
+        let env: BTreeMap<String, String> = pod["containers"][0]["env"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|v| Some((v["name"].as_str()?.into(), v["value"].as_str()?.into())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (volume, env)
+    };
+    let job = |s: &WorkloadSettings| {
+        let job = serde_json::to_value(tuning_job(&ws, 1, s).expect("job")).expect("json");
+        find(&job["spec"]["template"]["spec"])
+    };
+
+    let (volume, env) = job(&settings());
+    let volume = volume.expect("a GPU job mounts the kernel cache");
+    assert_eq!(volume["hostPath"]["path"], "/var/lib/kaito/kernel-cache");
+    assert_eq!(volume["hostPath"]["type"], "DirectoryOrCreate");
+    assert_eq!(env["KAITO_KERNEL_CACHE"], super::KERNEL_CACHE_DIR);
+    assert_eq!(
+        env["CUDA_CACHE_PATH"],
+        format!("{}/nv", super::KERNEL_CACHE_DIR)
+    );
+
+    for s in [
+        WorkloadSettings {
+            gpu_count: 0,
+            ..settings()
+        },
+        WorkloadSettings {
+            kernel_cache_host_path: None,
+            ..settings()
+        },
+        WorkloadSettings {
+            kernel_cache_host_path: Some(String::new()),
+            ..settings()
+        },
+    ] {
+        let (volume, env) = job(&s);
+        assert!(volume.is_none(), "{s:?}");
+        assert!(!env.contains_key("KAITO_KERNEL_CACHE"), "{s:?}");
+    }
+
+    let inference = inference_ws(false);
+    let sts = serde_json::to_value(inference_statefulset(&inference, 1, &settings()).expect("sts"))
+        .expect("json");
+    let (volume, env) = find(&sts["spec"]["template"]["spec"]);
+    assert!(volume.is_some() && env.contains_key("CUDA_CACHE_MAXSIZE"));
 }

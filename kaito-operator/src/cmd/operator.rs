@@ -47,6 +47,15 @@ pub struct Args {
     /// `backoffLimit` of tuning Jobs.
     #[arg(long, env = "TUNING_BACKOFF_LIMIT", default_value_t = 6)]
     tuning_backoff_limit: i32,
+    /// Directory on GPU nodes (a hostPath) where tuning and inference pods keep compiled GPU
+    /// kernels and autotune results, so only a node's first job compiles them; an empty value
+    /// turns the cache off (for namespaces whose Pod Security forbids hostPath volumes).
+    #[arg(
+        long,
+        env = "GPU_KERNEL_CACHE_HOST_PATH",
+        default_value = kaito_core::workload::DEFAULT_KERNEL_CACHE_HOST_PATH
+    )]
+    gpu_kernel_cache_host_path: String,
     /// Address of /healthz, /readyz, /metrics and the admission webhook.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:9443")]
     http_addr: SocketAddr,
@@ -71,6 +80,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         node_class_name: args.node_class_name.clone(),
         node_image_family: args.node_image_family.clone(),
         backoff_limit: args.tuning_backoff_limit,
+        kernel_cache_host_path: Some(args.gpu_kernel_cache_host_path.clone())
+            .filter(|p| !p.is_empty()),
         instance: args.pod_name.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;

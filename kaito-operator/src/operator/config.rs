@@ -31,6 +31,8 @@ pub struct OperatorConfig {
     pub node_image_family: String,
     /// The tuning Job's `backoffLimit`.
     pub backoff_limit: i32,
+    /// Node directory where GPU pods keep compiled kernels between runs (None: no cache).
+    pub kernel_cache_host_path: Option<String>,
     /// This process's identity (pod name) for events and the Lease.
     pub instance: String,
 }
@@ -45,6 +47,9 @@ impl Default for OperatorConfig {
             node_class_name: "default".into(),
             node_image_family: "ubuntu".into(),
             backoff_limit: 6,
+            kernel_cache_host_path: Some(
+                kaito_core::workload::DEFAULT_KERNEL_CACHE_HOST_PATH.into(),
+            ),
             instance: "kaito-operator".into(),
         }
     }

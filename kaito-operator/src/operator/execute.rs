@@ -243,6 +243,7 @@ fn settings(ctx: &Context, gpu_count: u32) -> WorkloadSettings {
         gpu_count,
         azure: !matches!(ctx.config.cloud, kaito_core::catalog::CloudProvider::Aws),
         backoff_limit: ctx.config.backoff_limit,
+        kernel_cache_host_path: ctx.config.kernel_cache_host_path.clone(),
     }
 }
 
