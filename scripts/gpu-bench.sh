@@ -23,7 +23,9 @@
 #                                     and the host-side NF4 work; each run has its own timeout)
 # env:   PYTHON, GPU_BENCH_BIN, BATCH (4), SEQ (1024), R (8), LAYERS (32), PEAK_TFLOPS (790),
 #        TORCH_STEPS (4), BURN_STEPS (3), BURN_QLORA_STEPS (1), TIMEOUT_TORCH (150),
-#        TIMEOUT_BURN (240), TIMEOUT_BURN_QLORA (150), ONLY (torch|burn), CUBECL_AUTOTUNE_LEVEL.
+#        TIMEOUT_BURN (240), TIMEOUT_BURN_QLORA (150), ONLY (torch|burn), CUBECL_AUTOTUNE_LEVEL,
+#        WARM (1: also run burn lora twice on a fresh kernel cache, cold then warm, to time the
+#        first step of a job whose node already compiled the kernels; 0 skips it).
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
@@ -67,8 +69,8 @@ run() {
   local peak_mib; peak_mib="$(sort -n "$out/$name.mem" | tail -1)"
   local delta=$(( ${peak_mib:-0} - ${before:-0} ))
   local res; res="$(grep '^RESULT' "$out/$name.log" | tail -1)"
-  [ -z "$res" ] && res="RESULT name=$name error=rc_$rc"
-  echo "$res peak_gpu_gib=$(awk -v m="$delta" 'BEGIN{printf "%.1f", m/1024}') wall_s=$((SECONDS - t0))" >> "$out/results"
+  [ -z "$res" ] && res="RESULT error=rc_$rc"
+  echo "$res run=$name peak_gpu_gib=$(awk -v m="$delta" 'BEGIN{printf "%.1f", m/1024}') wall_s=$((SECONDS - t0))" >> "$out/results"
 }
 
 if [ "${ONLY:-}" != burn ]; then
@@ -78,16 +80,25 @@ fi
 if [ "${ONLY:-}" != torch ] && [ -x "$bin" ]; then
   run burn-lora "${TIMEOUT_BURN:-240}" "$bin" lora "${common[@]}" --steps "${BURN_STEPS:-3}"
   run burn-qlora "${TIMEOUT_BURN_QLORA:-150}" "$bin" qlora "${common[@]}" --steps "${BURN_QLORA_STEPS:-1}"
+  if [ "${WARM:-1}" = 1 ]; then
+    # The operator's setup: CubeCL's PTX + autotune caches and the driver's cache in one directory.
+    cache="$out/kernel-cache"; mkdir -p "$cache"
+    export CUDA_CACHE_PATH="$cache/nv" CUDA_CACHE_MAXSIZE=4294967296
+    run burn-lora-cold "${TIMEOUT_BURN:-240}" "$bin" lora "${common[@]}" --steps 1 --kernel-cache "$cache"
+    run burn-lora-warm "${TIMEOUT_BURN:-240}" "$bin" lora "${common[@]}" --steps 1 --kernel-cache "$cache"
+    echo "kernel cache: $(du -sh "$cache" | cut -f1)"
+    unset CUDA_CACHE_PATH CUDA_CACHE_MAXSIZE
+  fi
 fi
 
 echo
 echo "== phi-3-mini shape, batch $batch x $seq, LoRA r=$r, bf16; MFU = 4*N*tokens/s / ${peak} TFLOP/s"
-printf '%-6s %-6s %10s %10s %7s %10s %12s %s\n' side method ms/step tokens/s MFU peak_GiB first_step_s notes
+printf '%-6s %-11s %10s %10s %7s %10s %12s %s\n' side method ms/step tokens/s MFU peak_GiB first_step_s notes
 while read -r line; do
   get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$line"; }
   mfu="$(get mfu)"; [ -n "$mfu" ] && mfu="$(awk -v m="$mfu" 'BEGIN{printf "%.1f%%", 100*m}')"
-  printf '%-6s %-6s %10s %10s %7s %10s %12s %s\n' "$(get side)" "$(get method)" "$(get ms_per_step)" \
-    "$(get tokens_per_s)" "$mfu" "$(get peak_gpu_gib)" "$(get first_step_s)" "$(get error)$(get name)"
+  printf '%-6s %-11s %10s %10s %7s %10s %12s %s\n' "$(get side)" "$(get method)" "$(get ms_per_step)" \
+    "$(get tokens_per_s)" "$mfu" "$(get peak_gpu_gib)" "$(get first_step_s)" "$(get run) $(get error)"
 done < "$out/results"
 echo
 cat "$out/results"

@@ -3,7 +3,12 @@
 //! `benches/pytorch_gpu.py`).
 //!
 //! `cargo run --release -p kaito-backends --example gpu_bench --features cuda -- \
-//!     <lora|qlora> [--batch 4] [--seq 1024] [--steps 4] [--r 8] [--layers 32] [--peak-tflops 790]`
+//!     <lora|qlora> [--batch 4] [--seq 1024] [--steps 4] [--r 8] [--layers 32] [--peak-tflops 790]
+//!     [--kernel-cache DIR]`
+//!
+//! With `--kernel-cache`, compiled kernels and autotune results persist in DIR
+//! (`runtime::kernel_cache`, what the operator's pods use): run twice to time a cold and a warm
+//! first step.
 //!
 //! Each step is forward + loss + backward + AdamW on the adapters (`benches/step.rs`). The first
 //! step is timed on its own (kernel compilation and autotune); the mean of the next `--steps` is
@@ -31,6 +36,7 @@ struct Args {
     r: usize,
     layers: Option<usize>,
     peak_tflops: f64,
+    kernel_cache: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
         r: 8,
         layers: None,
         peak_tflops: 790.0,
+        kernel_cache: None,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -63,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
             "--steps" => a.steps = num(&value)?.max(1),
             "--r" => a.r = num(&value)?,
             "--layers" => a.layers = Some(num(&value)?),
+            "--kernel-cache" => a.kernel_cache = Some(value.into()),
             "--peak-tflops" => {
                 a.peak_tflops = value
                     .parse()
@@ -76,6 +84,9 @@ fn parse_args() -> Result<Args, String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = parse_args()?;
+    if let Some(dir) = &a.kernel_cache {
+        kaito_backends::runtime::kernel_cache::use_kernel_cache(dir)?;
+    }
     let mut cfg = shapes::config(shapes::PHI3_MINI);
     if let Some(l) = a.layers {
         cfg.num_layers = l;
@@ -129,8 +140,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tps = tokens / mean;
     let mfu = 4.0 * n_params as f64 * tps / (a.peak_tflops * 1e12);
     println!(
-        "RESULT side=burn method={} batch={} seq={} layers={} ms_per_step={:.1} tokens_per_s={:.0} mfu={:.4} first_step_s={:.1} load_s={:.1} loss={:.4}",
+        "RESULT side=burn method={}{} batch={} seq={} layers={} ms_per_step={:.1} tokens_per_s={:.0} mfu={:.4} first_step_s={:.1} load_s={:.1} loss={:.4}",
         a.method,
+        if a.kernel_cache.is_some() {
+            "+cache"
+        } else {
+            ""
+        },
         a.batch,
         a.seq,
         cfg.num_layers,

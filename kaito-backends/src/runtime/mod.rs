@@ -24,15 +24,18 @@
 //! ```
 //! Modules: [`config`] (config.json), [`weights`] (safetensors), [`gguf`], [`tokenizer`]
 //! (tokenizer + chat template), [`model`] (the transformer), [`lora`], [`nf4`] (QLoRA base),
-//! [`train`], [`adapter`] (PEFT files), [`generate`].
+//! [`nf4_linear`] (QLoRA's quantized matmul and its backward), [`train`], [`adapter`] (PEFT
+//! files), [`generate`], [`kernel_cache`] (GPU warm start).
 //!
 //! Backends: the `cpu` feature gives [`Cpu`] / [`CpuTrain`] (ndarray); the `cuda` feature gives
-//! `Gpu` / `GpuTrain` (burn-cuda, bf16). Everything is generic over `B: Backend`.
+//! `Gpu` / `GpuTrain` (burn-cuda, bf16). Everything is generic over the backend through
+//! [`Nf4Backend`] (Burn's `Backend` plus the NF4 linear op).
 
 pub mod adapter;
 pub mod config;
 pub mod generate;
 pub mod gguf;
+pub mod kernel_cache;
 pub mod lora;
 pub mod model;
 pub mod nf4;

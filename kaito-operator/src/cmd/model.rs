@@ -18,8 +18,10 @@ pub enum Device {
     Cuda,
 }
 
-/// Checks that this binary was built for `device` (the Burn backend is chosen at build time).
-pub fn check_device(device: Device) -> anyhow::Result<()> {
+/// Checks that this binary was built for `device` (the Burn backend is chosen at build time),
+/// and on a GPU keeps compiled kernels in `kernel_cache` (the pod's per-node cache) when given.
+/// A cache that cannot be used costs only time: it is reported and the run goes on cold.
+pub fn prepare_device(device: Device, kernel_cache: Option<&Path>) -> anyhow::Result<()> {
     let built_for_cuda = cfg!(feature = "cuda");
     match (device, built_for_cuda) {
         (Device::Cuda, false) => {
@@ -28,8 +30,18 @@ pub fn check_device(device: Device) -> anyhow::Result<()> {
         (Device::Cpu, true) => {
             bail!("--device cpu: this kaito binary was built for CUDA; use a default build")
         }
-        _ => Ok(()),
+        _ => {}
     }
+    #[cfg(feature = "cuda")]
+    if let Some(dir) = kernel_cache {
+        match kaito_backends::runtime::kernel_cache::use_kernel_cache(dir) {
+            Ok(_) => eprintln!("GPU kernel cache: {}", dir.display()),
+            Err(e) => eprintln!("warning: {e}; GPU kernels will be compiled from scratch"),
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    let _ = kernel_cache; // CPU kernels are native code: nothing to cache.
+    Ok(())
 }
 
 /// Where base weights come from when no local model is given (shared by `tune` and `serve`).

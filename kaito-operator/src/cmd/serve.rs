@@ -48,6 +48,10 @@ pub struct Args {
     /// Compute device; the binary must be built for it.
     #[arg(long, value_enum, default_value = "cpu")]
     device: super::model::Device,
+    /// A directory where GPU kernels, once compiled and autotuned, are kept for the next run
+    /// (the operator mounts a per-node one). Ignored on the CPU.
+    #[arg(long, env = "KAITO_KERNEL_CACHE")]
+    kernel_cache: Option<PathBuf>,
     /// Where image adapters are extracted.
     #[arg(long, default_value = "/tmp/kaito-adapters")]
     adapter_dir: PathBuf,
@@ -113,7 +117,7 @@ fn parse_strengths(specs: &[String]) -> anyhow::Result<std::collections::BTreeMa
 
 /// Runs the server until Ctrl-C.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    super::model::check_device(args.device)?;
+    super::model::prepare_device(args.device, args.kernel_cache.as_deref())?;
     let strengths = parse_strengths(&args.strengths)?;
     if let Some(path) = &args.config {
         let text =

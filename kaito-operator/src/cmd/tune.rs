@@ -21,7 +21,7 @@ use kaito_core::tuning::TuningConfig;
 use kaito_core::validation::{ValidationContext, check_create};
 use tokio_util::sync::CancellationToken;
 
-use super::model::{Device, check_device, obtain_model};
+use super::model::{Device, obtain_model, prepare_device};
 use super::report::{ProgressView, write_loss_curve, write_summary};
 
 /// Arguments of `kaito tune`.
@@ -58,6 +58,10 @@ pub struct Args {
     /// Compute device; the binary must be built for it.
     #[arg(long, value_enum, default_value = "cpu")]
     device: Device,
+    /// A directory where GPU kernels, once compiled and autotuned, are kept for the next run
+    /// (the operator mounts a per-node one). Ignored on the CPU.
+    #[arg(long, env = "KAITO_KERNEL_CACHE")]
+    kernel_cache: Option<PathBuf>,
     /// GPUs the pod was given (training uses one device; more is reported, not used).
     #[arg(long, default_value_t = 1)]
     num_gpus: u32,
@@ -121,7 +125,7 @@ fn termination_message(message: &str) -> String {
 }
 
 fn tune(args: &Args) -> anyhow::Result<(ExitCode, String)> {
-    check_device(args.device)?;
+    prepare_device(args.device, args.kernel_cache.as_deref())?;
     if args.num_gpus > 1 {
         eprintln!(
             "warning: --num-gpus {}: training runs on one device",
