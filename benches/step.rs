@@ -12,7 +12,7 @@ use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
-use kaito_backends::runtime::Nf4Backend;
+use kaito_backends::runtime::FrozenLinearBackend;
 use kaito_backends::runtime::lora::{ActiveLora, LoraLayout, LoraSettings, LoraWeights};
 use kaito_backends::runtime::model::{KvCache, Transformer, causal_lm_loss, count_label_tokens};
 
@@ -26,7 +26,7 @@ pub struct LoraStep<B: AutodiffBackend> {
     denom: f64,
 }
 
-impl<B: AutodiffBackend + Nf4Backend> LoraStep<B> {
+impl<B: AutodiffBackend + FrozenLinearBackend> LoraStep<B> {
     /// LoRA rank `r` (alpha = 2r, no dropout) on `targets`, training on `batch` (all tokens
     /// are labels, as for a plain text column).
     pub fn new(model: &Transformer<B>, targets: &[&str], r: usize, batch: &[Vec<u32>]) -> Self {
@@ -90,7 +90,7 @@ impl<B: AutodiffBackend + Nf4Backend> LoraStep<B> {
 /// Greedy decoding without adapters: prefill `prompt`, then `new_tokens` single-token forwards
 /// with the KV cache, the argmax taken on the host as `runtime::generate` does. Returns the
 /// generated ids.
-pub fn greedy<B: Nf4Backend>(
+pub fn greedy<B: FrozenLinearBackend>(
     model: &Transformer<B>,
     prompt: &[u32],
     new_tokens: usize,

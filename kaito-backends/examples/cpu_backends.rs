@@ -14,7 +14,7 @@ use burn::backend::Autodiff;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use kaito_backends::data::TokenizedExample;
-use kaito_backends::runtime::Nf4Backend;
+use kaito_backends::runtime::FrozenLinearBackend;
 use kaito_backends::runtime::config::ModelConfig;
 use kaito_backends::runtime::lora::LoraSettings;
 use kaito_backends::runtime::model::{BaseQuant, KvCache, Transformer};
@@ -30,7 +30,7 @@ fn random_weights(cfg: &ModelConfig) -> WeightMap {
     shapes::random_weights(cfg)
 }
 
-fn bench_train<B: AutodiffBackend + Nf4Backend>(name: &str) {
+fn bench_train<B: AutodiffBackend + FrozenLinearBackend>(name: &str) {
     let cfg = config();
     let device = Default::default();
     let model = Transformer::<B>::from_weights(

@@ -18,7 +18,7 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn logits<B: runtime::Nf4Backend>(
+fn logits<B: runtime::FrozenLinearBackend>(
     m: &runtime::Transformer<B>,
     ids: &[Vec<i64>],
     loras: &[ActiveLora<'_, B>],

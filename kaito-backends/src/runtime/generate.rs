@@ -8,9 +8,9 @@ use std::time::Instant;
 use burn::prelude::*;
 use rand::{RngExt, SeedableRng};
 
+use super::frozen_linear::FrozenLinearBackend;
 use super::lora::{ActiveLora, LoraLayout, parent};
 use super::model::{KvCache, Transformer};
-use super::nf4_linear::Nf4Backend;
 use super::tokenizer::TokenizerBundle;
 use super::weights::{HostTensor, SaveDtype, WeightMap, save_safetensors};
 use crate::{Error, Result};
@@ -137,7 +137,7 @@ pub fn next_token(
 }
 
 /// Generates a continuation of `prompt` token ids with the base model plus any adapters.
-pub fn generate<B: Nf4Backend>(
+pub fn generate<B: FrozenLinearBackend>(
     model: &Transformer<B>,
     tokenizer: &TokenizerBundle,
     prompt: &[u32],

@@ -24,15 +24,17 @@
 //! ```
 //! Modules: [`config`] (config.json), [`weights`] (safetensors), [`gguf`], [`tokenizer`]
 //! (tokenizer + chat template), [`model`] (the transformer), [`lora`], [`nf4`] (QLoRA base),
-//! [`nf4_linear`] (QLoRA's quantized matmul and its backward), [`train`], [`adapter`] (PEFT
-//! files), [`generate`], [`kernel_cache`] (GPU warm start).
+//! [`nf4_linear`] (QLoRA weights on the host or the device), [`frozen_linear`] (the base's
+//! matmuls as autodiff ops of their own), [`train`], [`adapter`] (PEFT files), [`generate`],
+//! [`kernel_cache`] (GPU warm start).
 //!
 //! Backends: the `cpu` feature gives [`Cpu`] / [`CpuTrain`] (ndarray); the `cuda` feature gives
 //! `Gpu` / `GpuTrain` (burn-cuda, bf16). Everything is generic over the backend through
-//! [`Nf4Backend`] (Burn's `Backend` plus the NF4 linear op).
+//! [`FrozenLinearBackend`] (Burn's `Backend` plus the frozen linear ops).
 
 pub mod adapter;
 pub mod config;
+pub mod frozen_linear;
 pub mod generate;
 pub mod gguf;
 pub mod kernel_cache;
@@ -51,8 +53,8 @@ use std::path::{Path, PathBuf};
 use burn::prelude::Backend;
 
 pub use config::ModelConfig;
+pub use frozen_linear::FrozenLinearBackend;
 pub use model::{BaseQuant, Transformer};
-pub use nf4_linear::Nf4Backend;
 pub use service::BurnRuntime;
 pub use tokenizer::TokenizerBundle;
 pub use train::TrainOptions;
@@ -148,7 +150,7 @@ pub fn read_checkpoint(path: &Path) -> Result<(ModelConfig, WeightMap, Tokenizer
 }
 
 /// Loads a base model for backend `B` (an `Autodiff<_>` backend to train, a plain one to serve).
-pub fn load_base<B: Nf4Backend>(
+pub fn load_base<B: FrozenLinearBackend>(
     path: &Path,
     quant: BaseQuant,
     device: &B::Device,

@@ -9,9 +9,10 @@ use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 
 use super::config::ModelConfig;
+use super::frozen_linear::FrozenLinearBackend;
 use super::lora::{ActiveLora, layer_modules, module_shape, parent};
 use super::nf4::Nf4Tensor;
-use super::nf4_linear::{Nf4Backend, Nf4Weight};
+use super::nf4_linear::Nf4Weight;
 use super::rope;
 use super::weights::{HostTensor, WeightMap};
 use crate::{Error, Result};
@@ -57,7 +58,7 @@ fn transpose_host(t: &HostTensor) -> Vec<f32> {
     out
 }
 
-impl<B: Nf4Backend> FrozenLinear<B> {
+impl<B: FrozenLinearBackend> FrozenLinear<B> {
     fn new(
         w: &HostTensor,
         bias: Option<&HostTensor>,
@@ -80,11 +81,11 @@ impl<B: Nf4Backend> FrozenLinear<B> {
     }
 }
 
-impl<B: Nf4Backend> FrozenLinear<B> {
+impl<B: FrozenLinearBackend> FrozenLinear<B> {
     /// x [n, in] -> [n, out].
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let y = match &self.weight {
-            FrozenWeight::Dense(w) => x.matmul(w.clone()),
+            FrozenWeight::Dense(w) => B::dense_linear(x, w),
             FrozenWeight::Nf4(w) => B::nf4_linear(x, w),
         };
         match &self.bias {
@@ -167,7 +168,7 @@ fn vec1<B: Backend>(t: &HostTensor, device: &B::Device) -> Tensor<B, 1> {
     Tensor::from_data(TensorData::new(t.data.clone(), [t.data.len()]), device)
 }
 
-impl<B: Nf4Backend> Transformer<B> {
+impl<B: FrozenLinearBackend> Transformer<B> {
     /// Builds the model from HF-named weights, quantizing the frozen projections if asked.
     pub fn from_weights(
         config: ModelConfig,
@@ -401,8 +402,8 @@ impl<B: Nf4Backend> Transformer<B> {
         let x = self.rms_norm(x, &self.norm);
         let logits = match &self.lm_head {
             Some(head) => head.forward(x),
-            // embed·xᵀ keeps the big matrix in its stored layout (a transposed view copies it).
-            None => self.embed.clone().matmul(x.transpose()).transpose(),
+            // The tied embedding [vocab, d] as the head; the op picks a product order that does not copy it.
+            None => B::dense_linear_t(x, &self.embed),
         };
         logits.reshape([b, rows, c.vocab_size])
     }

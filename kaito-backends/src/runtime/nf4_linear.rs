@@ -1,24 +1,19 @@
-//! QLoRA's frozen linear layer: NF4 codes kept on the device, dequantized by tensor ops inside the
-//! matmul, with a backward pass that dequantizes again instead of keeping the dense weight.
+//! QLoRA's frozen weight as the backend holds it: NF4 codes in host memory (CPU backends) or on
+//! the device (GPU backends), dequantized to the compute dtype on each use. The matmul that uses
+//! it, and its memory-saving backward, are in [`super::frozen_linear`].
 //!
-//! Why a custom backward: with a plain `x.matmul(dequantize(w))`, autodiff keeps the dequantized
-//! f32 weight of every layer alive until the backward pass (it needs it for the input gradient),
-//! so a QLoRA step peaked above a LoRA step. bitsandbytes' `MatMul4Bit` re-dequantizes in backward
-//! for the same reason; [`Nf4Backend`] is Burn's backend-extension point for doing the same.
-//!
-//! The codes are packed into the backend's int element (8 codes per i32, 16 per i64), so the
-//! device holds 4 bits per weight on every backend; the double-quantized absmax scales are
+//! On the device the codes are packed into the backend's int element (8 codes per i32, 16 per
+//! i64), so it holds 4 bits per weight on every backend; the double-quantized absmax scales are
 //! packed 8-bit codes dequantized on the device as well.
 
 use std::sync::Arc;
 
 use burn::backend::Autodiff;
-use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::prelude::*;
-use burn::tensor::{DType, ElementConversion, TensorPrimitive};
+use burn::tensor::{DType, ElementConversion};
 
+use super::frozen_linear::FrozenLinearBackend;
 use super::nf4::{BLOCK, NF4_CODE, Nf4Tensor, SCALE_BLOCK, Scales, dynamic_map};
 
 /// Codes packed `per` to an int element of the backend.
@@ -233,7 +228,7 @@ impl<B: Backend> Nf4Weight<B> {
     /// A host-quantized 2-D weight [out, in], stored as the backend prefers.
     pub fn new(q: &Nf4Tensor, device: &B::Device) -> Self
     where
-        B: Nf4Backend,
+        B: FrozenLinearBackend,
     {
         if B::HOST_DEQUANT {
             Self::on_host(q, device)
@@ -263,6 +258,25 @@ impl<B: Backend> Nf4Weight<B> {
         }
     }
 
+    /// The dense weight transposed, [in, out], laid out contiguously (for `x · Wᵀ` without a
+    /// strided copy on CPU backends).
+    pub fn dequantize_t(&self) -> Tensor<B, 2> {
+        match &self.storage {
+            Storage::Host(q) => {
+                let w = q.dequantize();
+                let (rows, cols) = (self.out, self.inp);
+                let mut t = vec![0f32; w.len()];
+                for (r, row) in w.chunks_exact(cols).enumerate() {
+                    for (c, v) in row.iter().enumerate() {
+                        t[c * rows + r] = *v;
+                    }
+                }
+                Tensor::from_data(TensorData::new(t, [cols, rows]), &self.device)
+            }
+            Storage::Device(d) => d.dequantize(self.out, self.inp).transpose(),
+        }
+    }
+
     /// The dense weight [out, in] in the compute dtype.
     pub fn dequantize(&self) -> Tensor<B, 2> {
         match &self.storage {
@@ -283,36 +297,9 @@ impl<B: Backend> Nf4Weight<B> {
     }
 }
 
-/// A Burn backend that can run QLoRA's NF4 linear layer. The default body is right for every
-/// plain backend; only `Autodiff` overrides it, to give the op its memory-saving backward.
-pub trait Nf4Backend: Backend {
-    /// Keep NF4 codes in host memory and dequantize with a CPU loop (CPU backends).
-    const HOST_DEQUANT: bool = false;
-
-    /// `x [n, in] @ dequantize(w)^T -> [n, out]`.
-    fn nf4_linear(x: Tensor<Self, 2>, w: &Nf4Weight<Self>) -> Tensor<Self, 2> {
-        x.matmul(w.dequantize().transpose())
-    }
-}
-
-#[cfg(feature = "cpu")]
-impl Nf4Backend for burn::backend::NdArray<f32> {
-    const HOST_DEQUANT: bool = true;
-}
-#[cfg(feature = "flex")]
-impl Nf4Backend for burn::backend::Flex<f32> {
-    const HOST_DEQUANT: bool = true;
-}
-#[cfg(feature = "cuda")]
-impl Nf4Backend for burn::backend::Cuda<half::bf16> {}
-#[cfg(feature = "cuda")]
-impl Nf4Backend for burn::backend::Cuda<half::f16> {}
-#[cfg(feature = "cuda")]
-impl Nf4Backend for burn::backend::Cuda<f32> {}
-
 impl<B: Backend> Nf4Weight<B> {
     /// The inner backend's view of a weight held by an autodiff backend (the same tensors).
-    fn inner<C: CheckpointStrategy>(w: &Nf4Weight<Autodiff<B, C>>) -> Self {
+    pub(crate) fn inner<C: CheckpointStrategy>(w: &Nf4Weight<Autodiff<B, C>>) -> Self {
         let codes = |c: &PackedCodes<Autodiff<B, C>>| PackedCodes {
             packed: c.packed.clone().inner(),
             bits: c.bits,
@@ -349,53 +336,13 @@ impl<B: Backend> Nf4Weight<B> {
     }
 }
 
-/// Backward of `x @ W^T` for a constant NF4 `W`: `dx = dy @ W`, re-dequantizing `W`.
-#[derive(Debug)]
-struct Nf4LinearBackward;
-
-impl<B: Nf4Backend> Backward<B, 1> for Nf4LinearBackward {
-    type State = Nf4Weight<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let w = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            let grad = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(grad));
-            grad.matmul(w.dequantize()).into_primitive().tensor()
-        });
-    }
-}
-
-impl<B: Nf4Backend, C: CheckpointStrategy> Nf4Backend for Autodiff<B, C> {
-    const HOST_DEQUANT: bool = B::HOST_DEQUANT;
-
-    fn nf4_linear(x: Tensor<Self, 2>, w: &Nf4Weight<Self>) -> Tensor<Self, 2> {
-        let w = Nf4Weight::<B>::inner(w);
-        let x = x.into_primitive().tensor();
-        let y = B::nf4_linear(
-            Tensor::from_primitive(TensorPrimitive::Float(x.primitive.clone())),
-            &w,
-        )
-        .into_primitive()
-        .tensor();
-        // Compute bound: never recomputed, and the state is the (small) packed weight only.
-        let out = match Nf4LinearBackward
-            .prepare::<C>([x.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(w, y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-        Tensor::from_primitive(TensorPrimitive::Float(out))
-    }
-}
-
 #[cfg(all(test, feature = "cpu"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::runtime::{Cpu, CpuTrain};
+    use crate::runtime::Cpu;
 
-    fn weight(out: usize, inp: usize, seed: u32) -> Vec<f32> {
+    /// A deterministic weight-like matrix in [-1, 1).
+    pub(crate) fn weight(out: usize, inp: usize, seed: u32) -> Vec<f32> {
         (0..out * inp)
             .map(|i| {
                 ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0
@@ -415,7 +362,13 @@ mod tests {
                     Nf4Weight::<Cpu>::on_device(&q, &dev),
                     Nf4Weight::<Cpu>::on_host(&q, &dev),
                 ] {
+                    let dq_t = w.dequantize_t();
+                    assert_eq!(dq_t.dims(), [inp, out]);
                     let dq = w.dequantize();
+                    dq.clone()
+                        .transpose()
+                        .into_data()
+                        .assert_eq(&dq_t.into_data(), true);
                     assert_eq!(dq.dims(), [out, inp]);
                     let got = dq.into_data().to_vec::<f32>().unwrap();
                     for (i, (a, b)) in host.iter().zip(&got).enumerate() {
@@ -428,45 +381,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn custom_backward_gives_the_same_gradient_as_a_dense_matmul() {
-        let dev = Default::default();
-        let (n, inp, out) = (5, 70, 33);
-        let q = Nf4Tensor::quantize(&weight(out, inp, 9), vec![out, inp], true);
-        for w in [
-            Nf4Weight::<CpuTrain>::on_device(&q, &dev),
-            Nf4Weight::<CpuTrain>::on_host(&q, &dev),
-        ] {
-            check_gradient(&q, &w, n, inp, out);
-        }
-    }
-
-    fn check_gradient(q: &Nf4Tensor, w: &Nf4Weight<CpuTrain>, n: usize, inp: usize, out: usize) {
-        let dev = Default::default();
-        let dense: Tensor<CpuTrain, 2> =
-            Tensor::from_data(TensorData::new(q.dequantize(), [out, inp]), &dev);
-        let x0: Tensor<CpuTrain, 2> =
-            Tensor::from_data(TensorData::new(weight(n, inp, 1), [n, inp]), &dev);
-        let upstream: Tensor<CpuTrain, 2> =
-            Tensor::from_data(TensorData::new(weight(n, out, 5), [n, out]), &dev);
-
-        let x = x0.clone().require_grad();
-        let y = CpuTrain::nf4_linear(x.clone(), w);
-        let grads = (y.clone() * upstream.clone()).sum().backward();
-        let gx = x.grad(&grads).unwrap();
-
-        let xr = x0.require_grad();
-        let yr = xr.clone().matmul(dense.transpose());
-        let grads_r = (yr.clone() * upstream).sum().backward();
-        let gr = xr.grad(&grads_r).unwrap();
-
-        y.inner()
-            .into_data()
-            .assert_approx_eq::<f32>(&yr.inner().into_data(), Default::default());
-        gx.into_data()
-            .assert_approx_eq::<f32>(&gr.into_data(), Default::default());
     }
 
     #[test]

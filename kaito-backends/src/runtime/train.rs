@@ -21,9 +21,9 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::frozen_linear::FrozenLinearBackend;
 use super::lora::{ActiveLora, LoraLayout, LoraSettings, LoraWeights};
 use super::model::{Transformer, causal_lm_loss, count_label_tokens};
-use super::nf4_linear::Nf4Backend;
 use crate::data::TokenizedExample;
 use crate::{Error, Result};
 
@@ -225,7 +225,7 @@ fn batch_tensors<B: Backend>(
 }
 
 /// Mean next-token loss over the label tokens of `data` (no gradients).
-pub fn evaluate<B: Nf4Backend>(
+pub fn evaluate<B: FrozenLinearBackend>(
     model: &Transformer<B>,
     layout: &LoraLayout,
     weights: &LoraWeights<B>,
@@ -270,7 +270,7 @@ fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 /// Trains a LoRA adapter on `model` (whose base is frozen).
-pub fn train<B: AutodiffBackend + Nf4Backend>(
+pub fn train<B: AutodiffBackend + FrozenLinearBackend>(
     model: &Transformer<B>,
     train_set: &[TokenizedExample],
     eval_set: &[TokenizedExample],
