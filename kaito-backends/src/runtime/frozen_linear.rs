@@ -63,12 +63,31 @@ impl FrozenLinearBackend for burn::backend::NdArray<f32> {
     const HOST_DEQUANT: bool = true;
 
     fn matmul_wt(dy: Tensor<Self, 2>, w_io: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        w_io.matmul(dy.transpose()).transpose()
+        let ([n, _], [inp, out]) = (dy.dims(), w_io.dims());
+        if transpose_activations(n, inp, out) {
+            w_io.matmul(dy.transpose()).transpose()
+        } else {
+            dy.matmul(w_io.transpose())
+        }
     }
 
     fn matmul_t(x: Tensor<Self, 2>, w_oi: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        w_oi.matmul(x.transpose()).transpose()
+        let ([n, inp], [out, _]) = (x.dims(), w_oi.dims());
+        if transpose_activations(n, inp, out) {
+            w_oi.matmul(x.transpose()).transpose()
+        } else {
+            x.matmul(w_oi.transpose())
+        }
     }
+}
+
+/// Whether to multiply as `(W · aᵀ)ᵀ` rather than `a · Wᵀ` on ndarray: the first copies the
+/// activations `a` [n, in or out] and, where a later op needs standard layout, the result; the
+/// second copies the weight [in, out]. Pick the smaller copy (n = 128 tokens against SmolLM2's
+/// 576 × 1536 projections: the activations; 512 tokens against a 256 × 768 one: the weight).
+#[cfg(feature = "cpu")]
+fn transpose_activations(n: usize, inp: usize, out: usize) -> bool {
+    n * (inp + out) < inp * out
 }
 #[cfg(feature = "flex")]
 impl FrozenLinearBackend for burn::backend::Flex<f32> {
@@ -268,6 +287,15 @@ mod tests {
         Cpu::matmul_t(dy, w)
             .into_data()
             .assert_approx_eq::<f32>(&expected.into_data(), tol);
+        // Both orders are taken, by shape.
+        assert!(transpose_activations(128, 576, 1536) && !transpose_activations(512, 256, 768));
+        let (big_dy, w) = (
+            tensor::<Cpu>(weight(40, 6, 1), [40, 6]),
+            tensor::<Cpu>(weight(5, 6, 2), [5, 6]),
+        );
+        Cpu::matmul_wt(big_dy.clone(), w.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&big_dy.matmul(w.transpose()).into_data(), tol);
     }
 
     #[test]
