@@ -6,6 +6,8 @@
 //! codes of bitsandbytes' signed dynamic map, blockwise in blocks of 256, after subtracting their
 //! mean (the offset).
 
+use rayon::prelude::*;
+
 /// The 16 NF4 code values (bitsandbytes `NF4` table).
 // Copied digit for digit from bitsandbytes so the table can be compared with the source.
 #[allow(clippy::excessive_precision)]
@@ -27,6 +29,11 @@ pub const NF4_CODE: [f32; 16] = [
     0.722_956_836_223_602_3,
     1.0,
 ];
+
+/// The two code values of every packed byte (high nibble first).
+fn code_pairs() -> [[f32; 2]; 256] {
+    std::array::from_fn(|b| [NF4_CODE[b >> 4], NF4_CODE[b & 0x0F]])
+}
 
 /// NF4 block size (bitsandbytes' default for 4-bit).
 pub const BLOCK: usize = 64;
@@ -163,19 +170,61 @@ impl Nf4Tensor {
         }
     }
 
-    /// Dequantizes to f32 (row-major, `shape`).
+    /// Dequantizes to f32 (row-major, `shape`). Runs on every use of a QLoRA weight (twice per
+    /// training step), so it works a byte (two codes) at a time, in parallel over blocks.
     pub fn dequantize(&self) -> Vec<f32> {
         let n = self.numel();
         let absmax = self.absmax();
-        let mut out = Vec::with_capacity(n);
-        for (i, byte) in self.packed.iter().enumerate() {
-            for (k, code) in [byte >> 4, byte & 0x0F].into_iter().enumerate() {
-                let idx = 2 * i + k;
-                if idx < n {
-                    out.push(NF4_CODE[code as usize] * absmax[idx / BLOCK]);
+        let pairs = code_pairs();
+        let mut out = vec![0f32; n];
+        // Chunks of whole blocks: one block is BLOCK / 2 packed bytes.
+        const BLOCKS_PER_TASK: usize = 256;
+        out.par_chunks_mut(BLOCK * BLOCKS_PER_TASK)
+            .enumerate()
+            .for_each(|(task, chunk)| {
+                let first_block = task * BLOCKS_PER_TASK;
+                for (b, values) in chunk.chunks_mut(BLOCK).enumerate() {
+                    let block = first_block + b;
+                    let scale = absmax[block];
+                    let bytes = &self.packed[block * BLOCK / 2..];
+                    for (pair, byte) in values.chunks_mut(2).zip(bytes) {
+                        let [hi, lo] = pairs[*byte as usize];
+                        pair[0] = hi * scale;
+                        if let Some(v) = pair.get_mut(1) {
+                            *v = lo * scale;
+                        }
+                    }
                 }
-            }
-        }
+            });
+        out
+    }
+
+    /// Dequantizes a 2-D `[rows, cols]` tensor straight into its transpose `[cols, rows]`
+    /// (row-major), tile by tile so that both the reads and the writes stay in cache.
+    pub fn dequantize_t(&self) -> Vec<f32> {
+        let (rows, cols) = (self.shape[0], self.shape[1]);
+        let absmax = self.absmax();
+        let value = |i: usize| {
+            let byte = self.packed[i / 2];
+            let code = if i % 2 == 0 { byte >> 4 } else { byte & 0x0F };
+            NF4_CODE[code as usize] * absmax[i / BLOCK]
+        };
+        const TILE: usize = 32;
+        let mut out = vec![0f32; rows * cols];
+        // Each task owns TILE output rows (= TILE source columns).
+        out.par_chunks_mut(TILE * rows.max(1))
+            .enumerate()
+            .for_each(|(task, chunk)| {
+                let c0 = task * TILE;
+                for r0 in (0..rows).step_by(TILE) {
+                    for (dc, out_row) in chunk.chunks_mut(rows).enumerate() {
+                        let c = c0 + dc;
+                        for r in r0..(r0 + TILE).min(rows) {
+                            out_row[r] = value(r * cols + c);
+                        }
+                    }
+                }
+            });
         out
     }
 
@@ -244,6 +293,19 @@ mod tests {
             // 4 bits per value plus the scales.
             let bits = q.bytes() as f32 * 8.0 / n;
             assert!(bits < if double { 4.2 } else { 4.6 }, "{bits} bits/value");
+        }
+    }
+
+    #[test]
+    fn transposed_dequantization_is_the_transpose() {
+        for (rows, cols) in [(1, 1), (7, 37), (33, 64), (70, 45)] {
+            let q = Nf4Tensor::quantize(&randn(rows * cols, 3), vec![rows, cols], true);
+            let (d, t) = (q.dequantize(), q.dequantize_t());
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(d[r * cols + c], t[c * rows + r], "{rows}x{cols} ({r}, {c})");
+                }
+            }
         }
     }
 

@@ -262,17 +262,10 @@ impl<B: Backend> Nf4Weight<B> {
     /// strided copy on CPU backends).
     pub fn dequantize_t(&self) -> Tensor<B, 2> {
         match &self.storage {
-            Storage::Host(q) => {
-                let w = q.dequantize();
-                let (rows, cols) = (self.out, self.inp);
-                let mut t = vec![0f32; w.len()];
-                for (r, row) in w.chunks_exact(cols).enumerate() {
-                    for (c, v) in row.iter().enumerate() {
-                        t[c * rows + r] = *v;
-                    }
-                }
-                Tensor::from_data(TensorData::new(t, [cols, rows]), &self.device)
-            }
+            Storage::Host(q) => Tensor::from_data(
+                TensorData::new(q.dequantize_t(), [self.inp, self.out]),
+                &self.device,
+            ),
             Storage::Device(d) => d.dequantize(self.out, self.inp).transpose(),
         }
     }
