@@ -206,7 +206,11 @@ impl Nf4Tensor {
         let absmax = self.absmax();
         let value = |i: usize| {
             let byte = self.packed[i / 2];
-            let code = if i % 2 == 0 { byte >> 4 } else { byte & 0x0F };
+            let code = if i.is_multiple_of(2) {
+                byte >> 4
+            } else {
+                byte & 0x0F
+            };
             NF4_CODE[code as usize] * absmax[i / BLOCK]
         };
         const TILE: usize = 32;
@@ -219,8 +223,9 @@ impl Nf4Tensor {
                 for r0 in (0..rows).step_by(TILE) {
                     for (dc, out_row) in chunk.chunks_mut(rows).enumerate() {
                         let c = c0 + dc;
-                        for r in r0..(r0 + TILE).min(rows) {
-                            out_row[r] = value(r * cols + c);
+                        let r1 = (r0 + TILE).min(rows);
+                        for (r, v) in out_row[r0..r1].iter_mut().enumerate() {
+                            *v = value((r0 + r) * cols + c);
                         }
                     }
                 }
