@@ -104,72 +104,55 @@ fn float<B: Backend>(t: B::FloatTensorPrimitive) -> Tensor<B, 2> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
-/// Backward of `x · W` for a constant dense `W [in, out]`: `dx = dy · Wᵀ`.
-#[derive(Debug)]
-struct DenseLinearBackward;
+/// The constant weight a frozen op keeps for its backward, in the layout its forward used.
+#[derive(Debug, Clone)]
+enum FrozenWeightState<B: Backend> {
+    /// Dense `[in, out]` (projections).
+    Io(Tensor<B, 2>),
+    /// Dense `[out, in]` (the tied embedding as LM head).
+    Oi(Tensor<B, 2>),
+    /// NF4 `[out, in]`, dequantized again here.
+    Nf4(Nf4Weight<B>),
+}
 
-impl<B: FrozenLinearBackend> Backward<B, 1> for DenseLinearBackward {
-    type State = Tensor<B, 2>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let w_io = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            B::matmul_wt(float(grad), w_io).into_primitive().tensor()
-        });
+impl<B: FrozenLinearBackend> FrozenWeightState<B> {
+    /// `dx [n, in]` from `dy [n, out]`.
+    fn input_grad(self, dy: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self {
+            Self::Io(w_io) => B::matmul_wt(dy, w_io),
+            Self::Oi(w_oi) => dy.matmul(w_oi),
+            Self::Nf4(w) => dy.matmul(w.dequantize()),
+        }
     }
 }
 
-/// Backward of `x · Wᵀ` for a constant dense `W [out, in]`: `dx = dy · W` (no transpose at all).
+/// Backward of a frozen linear layer: only the input gradient, from the kept weight.
 #[derive(Debug)]
-struct DenseLinearTBackward;
+struct FrozenLinearBackward;
 
-impl<B: FrozenLinearBackend> Backward<B, 1> for DenseLinearTBackward {
-    type State = Tensor<B, 2>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let w_oi = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            float::<B>(grad).matmul(w_oi).into_primitive().tensor()
-        });
-    }
-}
-
-/// Backward of `x · Wᵀ` for a constant NF4 `W [out, in]`: `dx = dy · W`, re-dequantizing `W`.
-#[derive(Debug)]
-struct Nf4LinearBackward;
-
-impl<B: FrozenLinearBackend> Backward<B, 1> for Nf4LinearBackward {
-    type State = Nf4Weight<B>;
+impl<B: FrozenLinearBackend> Backward<B, 1> for FrozenLinearBackward {
+    type State = FrozenWeightState<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let w = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            float::<B>(grad)
-                .matmul(w.dequantize())
-                .into_primitive()
-                .tensor()
+            w.input_grad(float(grad)).into_primitive().tensor()
         });
     }
 }
 
-/// Runs `forward` on the inner backend and records `backward` with `state` (the constant weight)
-/// when `x` is tracked. Compute bound: never recomputed.
-fn frozen_op<B, C, BO>(
+/// Runs `forward` on the inner backend and records the backward with `state` (the constant
+/// weight) when `x` is tracked. Compute bound: never recomputed.
+fn frozen_op<B: FrozenLinearBackend, C: CheckpointStrategy>(
     x: Tensor<Autodiff<B, C>, 2>,
-    backward: BO,
-    state: BO::State,
+    state: FrozenWeightState<B>,
     forward: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
-) -> Tensor<Autodiff<B, C>, 2>
-where
-    B: FrozenLinearBackend,
-    C: CheckpointStrategy,
-    BO: Backward<B, 1>,
-{
+) -> Tensor<Autodiff<B, C>, 2> {
     let x = x.into_primitive().tensor();
     let y = forward(float(x.primitive.clone()))
         .into_primitive()
         .tensor();
-    let out = match backward
+    let out = match FrozenLinearBackward
         .prepare::<C>([x.node.clone()])
         .compute_bound()
         .stateful()
@@ -185,21 +168,23 @@ impl<B: FrozenLinearBackend, C: CheckpointStrategy> FrozenLinearBackend for Auto
 
     fn dense_linear(x: Tensor<Self, 2>, w_io: &Tensor<Self, 2>) -> Tensor<Self, 2> {
         let w = w_io.clone().inner();
-        frozen_op(x, DenseLinearBackward, w.clone(), |x| {
+        frozen_op(x, FrozenWeightState::Io(w.clone()), |x| {
             B::dense_linear(x, &w)
         })
     }
 
     fn dense_linear_t(x: Tensor<Self, 2>, w_oi: &Tensor<Self, 2>) -> Tensor<Self, 2> {
         let w = w_oi.clone().inner();
-        frozen_op(x, DenseLinearTBackward, w.clone(), |x| {
+        frozen_op(x, FrozenWeightState::Oi(w.clone()), |x| {
             B::dense_linear_t(x, &w)
         })
     }
 
     fn nf4_linear(x: Tensor<Self, 2>, w: &Nf4Weight<Self>) -> Tensor<Self, 2> {
         let w = Nf4Weight::<B>::inner(w);
-        frozen_op(x, Nf4LinearBackward, w.clone(), |x| B::nf4_linear(x, &w))
+        frozen_op(x, FrozenWeightState::Nf4(w.clone()), |x| {
+            B::nf4_linear(x, &w)
+        })
     }
 }
 
