@@ -9,9 +9,9 @@
 //! - CPU: burn-ndarray copies a transposed operand into standard layout, element by element, before
 //!   multiplying; `dy · Wᵀ` copied the whole weight in every backward (20 % of a SmolLM2 training
 //!   step, measured with perf), and the tied LM head copied the whole embedding.
-//!   [`FrozenLinearBackend::matmul_wt`] and [`FrozenLinearBackend::matmul_t`] let a backend pick
-//!   the product order; ndarray computes `(W · dyᵀ)ᵀ`, which transposes the smaller activation
-//!   gradient, and the tied head's backward needs no transpose at all.
+//!   [`FrozenLinearBackend::matmul_t`] lets a backend pick the product order; ndarray computes
+//!   `(W · dyᵀ)ᵀ` where that transposes the smaller matrix, and the tied head's backward needs
+//!   no transpose at all.
 //!
 //! [`nf4_linear`]: FrozenLinearBackend::nf4_linear
 
@@ -31,14 +31,10 @@ pub trait FrozenLinearBackend: Backend {
     /// Keep NF4 codes in host memory and dequantize with a CPU loop (CPU backends).
     const HOST_DEQUANT: bool = false;
 
-    /// `dy [n, out] · w_ioᵀ -> [n, in]` for a weight stored `[in, out]`.
-    fn matmul_wt(dy: Tensor<Self, 2>, w_io: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        dy.matmul(w_io.transpose())
-    }
-
-    /// `x [n, in] · w_oiᵀ -> [n, out]` for a weight stored `[out, in]`.
-    fn matmul_t(x: Tensor<Self, 2>, w_oi: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        x.matmul(w_oi.transpose())
+    /// `a [n, k] · wᵀ -> [n, m]` for a weight stored `[m, k]`: the forward of the tied head
+    /// (`k` = hidden) and the backward of a projection stored `[in, out]` (`k` = out).
+    fn matmul_t(a: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        a.matmul(w.transpose())
     }
 
     /// `x [n, in] · w_io [in, out] -> [n, out]`, the weight a constant.
@@ -62,32 +58,23 @@ pub trait FrozenLinearBackend: Backend {
 impl FrozenLinearBackend for burn::backend::NdArray<f32> {
     const HOST_DEQUANT: bool = true;
 
-    fn matmul_wt(dy: Tensor<Self, 2>, w_io: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        let ([n, _], [inp, out]) = (dy.dims(), w_io.dims());
-        if transpose_activations(n, inp, out) {
-            w_io.matmul(dy.transpose()).transpose()
+    fn matmul_t(a: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        let ([n, _], [m, k]) = (a.dims(), w.dims());
+        if transpose_activations(n, m, k) {
+            w.matmul(a.transpose()).transpose()
         } else {
-            dy.matmul(w_io.transpose())
-        }
-    }
-
-    fn matmul_t(x: Tensor<Self, 2>, w_oi: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        let ([n, inp], [out, _]) = (x.dims(), w_oi.dims());
-        if transpose_activations(n, inp, out) {
-            w_oi.matmul(x.transpose()).transpose()
-        } else {
-            x.matmul(w_oi.transpose())
+            a.matmul(w.transpose())
         }
     }
 }
 
 /// Whether to multiply as `(W · aᵀ)ᵀ` rather than `a · Wᵀ` on ndarray: the first copies the
-/// activations `a` [n, in or out] and, where a later op needs standard layout, the result; the
-/// second copies the weight [in, out]. Pick the smaller copy (n = 128 tokens against SmolLM2's
+/// activations `a` [n, k] and, where a later op needs standard layout, the result [n, m]; the
+/// second copies the weight [m, k]. Pick the smaller copy (n = 128 tokens against SmolLM2's
 /// 576 × 1536 projections: the activations; 512 tokens against a 256 × 768 one: the weight).
 #[cfg(feature = "cpu")]
-fn transpose_activations(n: usize, inp: usize, out: usize) -> bool {
-    n * (inp + out) < inp * out
+fn transpose_activations(n: usize, m: usize, k: usize) -> bool {
+    n * (m + k) < m * k
 }
 #[cfg(feature = "flex")]
 impl FrozenLinearBackend for burn::backend::Flex<f32> {
@@ -119,7 +106,7 @@ impl<B: FrozenLinearBackend> FrozenWeightState<B> {
     /// `dx [n, in]` from `dy [n, out]`.
     fn input_grad(self, dy: Tensor<B, 2>) -> Tensor<B, 2> {
         match self {
-            Self::Io(w_io) => B::matmul_wt(dy, w_io),
+            Self::Io(w_io) => B::matmul_t(dy, w_io),
             Self::Oi(w_oi) => dy.matmul(w_oi),
             Self::Nf4(w) => dy.matmul(w.dequantize()),
         }
@@ -261,14 +248,12 @@ mod tests {
     }
 
     #[test]
-    fn ndarray_product_orders_match_the_defaults() {
+    fn ndarray_product_orders_match_the_default() {
         let dy = tensor::<Cpu>(weight(7, 19, 2), [7, 19]);
         let w = tensor::<Cpu>(weight(23, 19, 3), [23, 19]);
         let expected = dy.clone().matmul(w.clone().transpose());
         let tol = Default::default();
-        Cpu::matmul_wt(dy.clone(), w.clone())
-            .into_data()
-            .assert_approx_eq::<f32>(&expected.clone().into_data(), tol);
+        // 7 rows against a 23 × 19 weight: the transposed order.
         Cpu::matmul_t(dy, w)
             .into_data()
             .assert_approx_eq::<f32>(&expected.into_data(), tol);
@@ -278,7 +263,7 @@ mod tests {
             tensor::<Cpu>(weight(40, 6, 1), [40, 6]),
             tensor::<Cpu>(weight(5, 6, 2), [5, 6]),
         );
-        Cpu::matmul_wt(big_dy.clone(), w.clone())
+        Cpu::matmul_t(big_dy.clone(), w.clone())
             .into_data()
             .assert_approx_eq::<f32>(&big_dy.matmul(w.transpose()).into_data(), tol);
     }
