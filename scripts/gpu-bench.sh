@@ -19,13 +19,14 @@
 # A machine without Rust can run a binary built elsewhere (it needs only libcuda and libnvrtc at
 # run time): build it on the CI-like machine and carry target/release/examples/gpu_bench.
 #
-# usage: scripts/gpu-bench.sh        (about 6-8 minutes on an H200, most of it Burn's first step
-#                                     and the host-side NF4 work; each run has its own timeout)
+# usage: scripts/gpu-bench.sh        (at most BUDGET_S = 540 s; runs that would not fit are skipped
+#                                     and listed as such; each run has its own timeout)
 # env:   PYTHON, GPU_BENCH_BIN, BATCH (4), SEQ (1024), R (8), LAYERS (32), PEAK_TFLOPS (790),
-#        TORCH_STEPS (4), BURN_STEPS (3), BURN_QLORA_STEPS (1), TIMEOUT_TORCH (150),
-#        TIMEOUT_BURN (240), TIMEOUT_BURN_QLORA (150), ONLY (torch|burn), CUBECL_AUTOTUNE_LEVEL,
-#        WARM (1: also run burn lora twice on a fresh kernel cache, cold then warm, to time the
-#        first step of a job whose node already compiled the kernels; 0 skips it).
+#        TORCH_STEPS (4), BURN_STEPS (3), BURN_QLORA_STEPS (2), TIMEOUT_TORCH (150),
+#        TIMEOUT_BURN (240), TIMEOUT_BURN_WARM (90), TIMEOUT_BURN_QLORA (150), TIMEOUT_GEMM (90),
+#        BUDGET_S (540), ONLY (torch|burn), CUBECL_AUTOTUNE_LEVEL,
+#        WARM (1: run burn lora a second time on the kernel cache the first run filled, to time
+#        the first step of a job whose node already compiled the kernels; 0 skips it).
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
@@ -68,37 +69,67 @@ run() {
   kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
   local peak_mib; peak_mib="$(sort -n "$out/$name.mem" | tail -1)"
   local delta=$(( ${peak_mib:-0} - ${before:-0} ))
-  local res; res="$(grep '^RESULT' "$out/$name.log" | tail -1)"
+  local res; res="$(grep '^RESULT' "$out/$name.log")"
   [ -z "$res" ] && res="RESULT error=rc_$rc"
-  echo "$res run=$name peak_gpu_gib=$(awk -v m="$delta" 'BEGIN{printf "%.1f", m/1024}') wall_s=$((SECONDS - t0))" >> "$out/results"
+  local tail_="run=$name peak_gpu_gib=$(awk -v m="$delta" 'BEGIN{printf "%.1f", m/1024}') wall_s=$((SECONDS - t0))"
+  while read -r line; do echo "$line $tail_"; done <<< "$res" >> "$out/results"
 }
 
-if [ "${ONLY:-}" != burn ]; then
-  run torch-lora "${TIMEOUT_TORCH:-150}" "$py" -W ignore benches/pytorch_gpu.py lora "${common[@]}" --steps "${TORCH_STEPS:-4}"
-  run torch-qlora "${TIMEOUT_TORCH:-150}" "$py" -W ignore benches/pytorch_gpu.py qlora "${common[@]}" --steps "${TORCH_STEPS:-4}"
-fi
-if [ "${ONLY:-}" != torch ] && [ -x "$bin" ]; then
-  run burn-lora "${TIMEOUT_BURN:-240}" "$bin" lora "${common[@]}" --steps "${BURN_STEPS:-3}"
-  run burn-qlora "${TIMEOUT_BURN_QLORA:-150}" "$bin" qlora "${common[@]}" --steps "${BURN_QLORA_STEPS:-1}"
-  if [ "${WARM:-1}" = 1 ]; then
-    # The operator's setup: CubeCL's PTX + autotune caches and the driver's cache in one directory.
-    cache="$out/kernel-cache"; mkdir -p "$cache"
-    export CUDA_CACHE_PATH="$cache/nv" CUDA_CACHE_MAXSIZE=4294967296
-    run burn-lora-cold "${TIMEOUT_BURN:-240}" "$bin" lora "${common[@]}" --steps 1 --kernel-cache "$cache"
-    run burn-lora-warm "${TIMEOUT_BURN:-240}" "$bin" lora "${common[@]}" --steps 1 --kernel-cache "$cache"
-    echo "kernel cache: $(du -sh "$cache" | cut -f1)"
-    unset CUDA_CACHE_PATH CUDA_CACHE_MAXSIZE
+# In order of what matters most, each skipped once the total budget (BUDGET_S) is spent, so
+# one device call of at most 10 minutes always ends with a table:
+#  1. gemm: the base's products alone, our cuBLAS path vs Burn's matmul (correctness + TFLOP/s);
+#  2. burn LoRA on a fresh kernel cache (cold first step + throughput), 3. again warm;
+#  4. PEFT LoRA, 5. burn QLoRA, 6. PEFT QLoRA, 7. burn LoRA with KAITO_CUBLAS=0 (the A/B).
+budget="${BUDGET_S:-540}"
+start=$SECONDS
+# within LIMIT NAME TIMEOUT CMD...: `run`, unless fewer than TIMEOUT seconds of the budget are left.
+within() {
+  local name="$1" limit="$2"; shift 2
+  local left=$(( budget - (SECONDS - start) ))
+  if [ "$left" -lt "$limit" ]; then
+    echo "== $name skipped: ${left}s of the budget left, it may take ${limit}s"
+    echo "RESULT error=skipped run=$name" >> "$out/results"
+    return
   fi
+  run "$name" "$limit" "$@"
+}
+want_burn=0; [ "${ONLY:-}" != torch ] && [ -x "$bin" ] && want_burn=1
+want_torch=0; [ "${ONLY:-}" != burn ] && want_torch=1
+cache="$out/kernel-cache"; mkdir -p "$cache"
+if [ $want_burn = 1 ]; then
+  within burn-gemm "${TIMEOUT_GEMM:-90}" "$bin" gemm --tokens $(( batch * seq ))
+  # The operator's setup: CubeCL's PTX + autotune caches and the driver's cache in one directory.
+  export CUDA_CACHE_PATH="$cache/nv" CUDA_CACHE_MAXSIZE=4294967296
+  within burn-lora "${TIMEOUT_BURN:-240}" "$bin" lora "${common[@]}" --steps "${BURN_STEPS:-3}" --kernel-cache "$cache"
+  if [ "${WARM:-1}" = 1 ]; then
+    within burn-lora-warm "${TIMEOUT_BURN_WARM:-90}" "$bin" lora "${common[@]}" --steps 1 --kernel-cache "$cache"
+    echo "kernel cache: $(du -sh "$cache" | cut -f1)"
+  fi
+  unset CUDA_CACHE_PATH CUDA_CACHE_MAXSIZE
 fi
+[ $want_torch = 1 ] && within torch-lora "${TIMEOUT_TORCH:-150}" "$py" -W ignore benches/pytorch_gpu.py lora "${common[@]}" --steps "${TORCH_STEPS:-4}"
+[ $want_burn = 1 ] && within burn-qlora "${TIMEOUT_BURN_QLORA:-150}" "$bin" qlora "${common[@]}" --steps "${BURN_QLORA_STEPS:-2}" --kernel-cache "$cache"
+[ $want_torch = 1 ] && within torch-qlora "${TIMEOUT_TORCH:-150}" "$py" -W ignore benches/pytorch_gpu.py qlora "${common[@]}" --steps "${TORCH_STEPS:-4}"
+[ $want_burn = 1 ] && KAITO_CUBLAS=0 within burn-lora-nocublas "${TIMEOUT_BURN:-240}" "$bin" lora "${common[@]}" --steps 2 --kernel-cache "$cache"
 
 echo
 echo "== phi-3-mini shape, batch $batch x $seq, LoRA r=$r, bf16; MFU = 4*N*tokens/s / ${peak} TFLOP/s"
 printf '%-6s %-11s %10s %10s %7s %10s %12s %s\n' side method ms/step tokens/s MFU peak_GiB first_step_s notes
 while read -r line; do
   get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$line"; }
+  [ "$(get side)" = gemm ] && continue
   mfu="$(get mfu)"; [ -n "$mfu" ] && mfu="$(awk -v m="$mfu" 'BEGIN{printf "%.1f%%", 100*m}')"
   printf '%-6s %-11s %10s %10s %7s %10s %12s %s\n' "$(get side)" "$(get method)" "$(get ms_per_step)" \
-    "$(get tokens_per_s)" "$mfu" "$(get peak_gpu_gib)" "$(get first_step_s)" "$(get run) $(get error)"
+    "$(get tokens_per_s)" "$mfu" "$(get peak_gpu_gib)" "$(get first_step_s)" "$(get run) cublas=$(get cublas) $(get error)"
+done < "$out/results"
+echo
+echo "== the base's products alone (bf16, $(( batch * seq )) tokens): our frozen-linear op vs Burn's matmul"
+printf '%-22s %9s %8s %9s %8s %12s %s\n' op ours_ms TFLOP/s burn_ms TFLOP/s max_rel_diff cublas
+while read -r line; do
+  get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$line"; }
+  [ "$(get side)" = gemm ] || continue
+  printf '%-22s %9s %8s %9s %8s %12s %s\n' "$(get op)" "$(get ours_ms)" "$(get ours_tflops)" \
+    "$(get burn_ms)" "$(get burn_tflops)" "$(get max_rel_diff)" "$(get cublas)"
 done < "$out/results"
 echo
 cat "$out/results"

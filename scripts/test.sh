@@ -16,3 +16,16 @@ fi
 
 # Libraries, binaries and integration tests; examples and benches are compiled by clippy above.
 cargo test --workspace --lib --bins --tests
+
+# The CPU backend on OpenBLAS (`--features blas`, docs/benchmarks.md): the runtime's tests again
+# (logits against transformers, training, resume, SmolLM2's reference generation), so the faster
+# matmuls are shown to give the same answers. Needs the system library (Debian: libopenblas-dev);
+# CI installs it (.ci/run) and must not skip this.
+if ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then
+  cargo test -p kaito-backends --features blas --test runtime
+elif [ "${CI:-}" = true ]; then
+  echo "CI: libopenblas-dev is missing, the OpenBLAS test pass cannot run" >&2
+  exit 1
+else
+  echo "== skipped the OpenBLAS test pass: no libopenblas.so (Debian: apt-get install libopenblas-dev)"
+fi

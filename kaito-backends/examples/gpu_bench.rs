@@ -5,6 +5,11 @@
 //! `cargo run --release -p kaito-backends --example gpu_bench --features cuda -- \
 //!     <lora|qlora> [--batch 4] [--seq 1024] [--steps 4] [--r 8] [--layers 32] [--peak-tflops 790]
 //!     [--kernel-cache DIR]`
+//! `cargo run --release -p kaito-backends --example gpu_bench --features cuda -- gemm [--tokens 4096] [--iters 20]`
+//!
+//! `gemm` times the base's products alone at phi-3-mini's projection shapes, forward (`x · W`)
+//! and backward (`dy · Wᵀ`), on our frozen-linear ops (cuBLAS unless `KAITO_CUBLAS=0`) and on
+//! Burn's own matmul, checks that the two agree, and prints TFLOP/s for each.
 //!
 //! With `--kernel-cache`, compiled kernels and autotune results persist in DIR
 //! (`runtime::kernel_cache`, what the operator's pods use): run twice to time a cold and a warm
@@ -25,8 +30,87 @@ mod step;
 
 use std::time::Instant;
 
-use kaito_backends::runtime::GpuTrain;
+use burn::prelude::*;
+use burn::tensor::{DType, Distribution};
 use kaito_backends::runtime::model::{BaseQuant, Transformer};
+use kaito_backends::runtime::{FrozenLinearBackend, Gpu, GpuTrain, cublas_gemm};
+
+/// Whether the frozen matmuls ran on cuBLAS in this process (bf16, device 0).
+fn cublas_state() -> &'static str {
+    match cublas_gemm::verdict(0, DType::BF16) {
+        Some(true) => "on",
+        Some(false) => "failed",
+        None if cublas_gemm::enabled_by_env() => "unused",
+        None => "off",
+    }
+}
+
+/// Mean seconds per call of `f` over `iters` calls after two warm-up calls (autotune).
+fn time_op(device: &Device<Gpu>, iters: usize, f: impl Fn() -> Tensor<Gpu, 2>) -> f64 {
+    for _ in 0..2 {
+        drop(f());
+    }
+    Gpu::sync(device).expect("device sync");
+    let t = Instant::now();
+    for _ in 0..iters {
+        drop(f());
+    }
+    Gpu::sync(device).expect("device sync");
+    t.elapsed().as_secs_f64() / iters as f64
+}
+
+fn gemm_bench(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
+    let (mut tokens, mut iters) = (4096usize, 20usize);
+    while let Some(flag) = args.next() {
+        let value: usize = args
+            .next()
+            .ok_or(format!("{flag} needs a value"))?
+            .parse()?;
+        match flag.as_str() {
+            "--tokens" => tokens = value,
+            "--iters" => iters = value.max(1),
+            other => return Err(format!("unknown flag {other}").into()),
+        }
+    }
+    let device = Default::default();
+    // phi-3-mini's projections as the model stores them, [in, out].
+    let shapes = [
+        ("qkv_proj", 3072, 9216),
+        ("o_proj", 3072, 3072),
+        ("gate_up_proj", 3072, 16384),
+        ("down_proj", 8192, 3072),
+    ];
+    for (name, d_in, d_out) in shapes {
+        let x = Tensor::<Gpu, 2>::random([tokens, d_in], Distribution::Normal(0.0, 1.0), &device);
+        let dy = Tensor::<Gpu, 2>::random([tokens, d_out], Distribution::Normal(0.0, 1.0), &device);
+        let w = Tensor::<Gpu, 2>::random([d_in, d_out], Distribution::Normal(0.0, 0.02), &device);
+        let flop = 2.0 * (tokens * d_in * d_out) as f64;
+        for pass in ["forward", "backward"] {
+            let ours = || match pass {
+                "forward" => <Gpu as FrozenLinearBackend>::matmul(x.clone(), w.clone()),
+                _ => <Gpu as FrozenLinearBackend>::matmul_t(dy.clone(), w.clone()),
+            };
+            let burn = || match pass {
+                "forward" => x.clone().matmul(w.clone()),
+                _ => dy.clone().matmul(w.clone().transpose()),
+            };
+            let (a, b) = (ours(), burn());
+            let scale = b.clone().abs().max().into_scalar().to_f64();
+            let diff = (a - b).abs().max().into_scalar().to_f64() / scale.max(f64::MIN_POSITIVE);
+            let t_ours = time_op(&device, iters, ours);
+            let t_burn = time_op(&device, iters, burn);
+            println!(
+                "RESULT side=gemm op={name}_{pass} tokens={tokens} in={d_in} out={d_out} ours_ms={:.3} ours_tflops={:.0} burn_ms={:.3} burn_tflops={:.0} max_rel_diff={diff:.2e} cublas={}",
+                t_ours * 1e3,
+                flop / t_ours / 1e12,
+                t_burn * 1e3,
+                flop / t_burn / 1e12,
+                cublas_state()
+            );
+        }
+    }
+    Ok(())
+}
 
 struct Args {
     method: String,
@@ -43,7 +127,7 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let method = it
         .next()
-        .ok_or("usage: gpu_bench <lora|qlora> [--batch N] ...")?;
+        .ok_or("usage: gpu_bench <lora|qlora|gemm> [--batch N] ...")?;
     if method != "lora" && method != "qlora" {
         return Err(format!("method must be lora or qlora, got `{method}`"));
     }
@@ -83,6 +167,9 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().nth(1).as_deref() == Some("gemm") {
+        return gemm_bench(std::env::args().skip(2));
+    }
     let a = parse_args()?;
     if let Some(dir) = &a.kernel_cache {
         kaito_backends::runtime::kernel_cache::use_kernel_cache(dir)?;
@@ -140,7 +227,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tps = tokens / mean;
     let mfu = 4.0 * n_params as f64 * tps / (a.peak_tflops * 1e12);
     println!(
-        "RESULT side=burn method={}{} batch={} seq={} layers={} ms_per_step={:.1} tokens_per_s={:.0} mfu={:.4} first_step_s={:.1} load_s={:.1} loss={:.4}",
+        "RESULT side=burn method={}{} batch={} seq={} layers={} ms_per_step={:.1} tokens_per_s={:.0} mfu={:.4} first_step_s={:.1} load_s={:.1} loss={:.4} cublas={}",
         a.method,
         if a.kernel_cache.is_some() {
             "+cache"
@@ -155,7 +242,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mfu,
         first_s,
         gen_s + load_s,
-        loss
+        loss,
+        cublas_state()
     );
     Ok(())
 }

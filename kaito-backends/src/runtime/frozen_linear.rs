@@ -37,9 +37,15 @@ pub trait FrozenLinearBackend: Backend {
         a.matmul(w.transpose())
     }
 
+    /// `a [n, k] · b [k, m] -> [n, m]`: the forward of a projection stored `[in, out]` and the
+    /// backward of one stored `[out, in]`.
+    fn matmul(a: Tensor<Self, 2>, b: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        a.matmul(b)
+    }
+
     /// `x [n, in] · w_io [in, out] -> [n, out]`, the weight a constant.
     fn dense_linear(x: Tensor<Self, 2>, w_io: &Tensor<Self, 2>) -> Tensor<Self, 2> {
-        x.matmul(w_io.clone())
+        Self::matmul(x, w_io.clone())
     }
 
     /// `x [n, in] · w_oiᵀ -> [n, out]`, the weight a constant stored `[out, in]` (a tied
@@ -80,12 +86,8 @@ fn transpose_activations(n: usize, m: usize, k: usize) -> bool {
 impl FrozenLinearBackend for burn::backend::Flex<f32> {
     const HOST_DEQUANT: bool = true;
 }
-#[cfg(feature = "cuda")]
-impl FrozenLinearBackend for burn::backend::Cuda<half::bf16> {}
-#[cfg(feature = "cuda")]
-impl FrozenLinearBackend for burn::backend::Cuda<half::f16> {}
-#[cfg(feature = "cuda")]
-impl FrozenLinearBackend for burn::backend::Cuda<f32> {}
+// CUDA (`burn::backend::Cuda<F>` = `Fusion<CubeBackend<CudaRuntime, F, ..>>`): the impls that
+// put these products on cuBLAS are in `cuda_linear.rs`.
 
 fn float<B: Backend>(t: B::FloatTensorPrimitive) -> Tensor<B, 2> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
@@ -107,8 +109,8 @@ impl<B: FrozenLinearBackend> FrozenWeightState<B> {
     fn input_grad(self, dy: Tensor<B, 2>) -> Tensor<B, 2> {
         match self {
             Self::Io(w_io) => B::matmul_t(dy, w_io),
-            Self::Oi(w_oi) => dy.matmul(w_oi),
-            Self::Nf4(w) => dy.matmul(w.dequantize()),
+            Self::Oi(w_oi) => B::matmul(dy, w_oi),
+            Self::Nf4(w) => B::matmul(dy, w.dequantize()),
         }
     }
 }

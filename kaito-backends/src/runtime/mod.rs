@@ -26,7 +26,7 @@
 //! (tokenizer + chat template), [`model`] (the transformer), [`lora`], [`nf4`] (QLoRA base),
 //! [`nf4_linear`] (QLoRA weights on the host or the device), [`frozen_linear`] (the base's
 //! matmuls as autodiff ops of their own), [`train`], [`adapter`] (PEFT files), [`generate`],
-//! [`kernel_cache`] (GPU warm start).
+//! [`kernel_cache`] (GPU warm start), `cublas_gemm` (with `cuda`: the base's matmuls on cuBLAS).
 //!
 //! Backends: the `cpu` feature gives [`Cpu`] / [`CpuTrain`] (ndarray); the `cuda` feature gives
 //! `Gpu` / `GpuTrain` (burn-cuda, bf16). Everything is generic over the backend through
@@ -34,7 +34,14 @@
 
 pub mod adapter;
 pub mod config;
+// FFI to the CUDA driver and cuBLAS on CubeCL's device pointers; each block says why it holds.
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
+pub mod cublas_gemm;
+#[cfg(feature = "cuda")]
+mod cuda_linear;
 pub mod frozen_linear;
+pub mod gemm_plan;
 pub mod generate;
 pub mod gguf;
 pub mod kernel_cache;
