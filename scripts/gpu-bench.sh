@@ -118,9 +118,10 @@ printf '%-6s %-11s %10s %10s %7s %10s %12s %s\n' side method ms/step tokens/s MF
 while read -r line; do
   get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$line"; }
   [ "$(get side)" = gemm ] && continue
+  cublas="$(get cublas)"
   mfu="$(get mfu)"; [ -n "$mfu" ] && mfu="$(awk -v m="$mfu" 'BEGIN{printf "%.1f%%", 100*m}')"
   printf '%-6s %-11s %10s %10s %7s %10s %12s %s\n' "$(get side)" "$(get method)" "$(get ms_per_step)" \
-    "$(get tokens_per_s)" "$mfu" "$(get peak_gpu_gib)" "$(get first_step_s)" "$(get run) cublas=$(get cublas) $(get error)"
+    "$(get tokens_per_s)" "$mfu" "$(get peak_gpu_gib)" "$(get first_step_s)" "$(get run)${cublas:+ cublas=$cublas} $(get error)"
 done < "$out/results"
 echo
 echo "== the base's products alone (bf16, $(( batch * seq )) tokens): our frozen-linear op vs Burn's matmul"
