@@ -65,12 +65,19 @@ impl FrozenLinearBackend for burn::backend::NdArray<f32> {
     const HOST_DEQUANT: bool = true;
 
     fn matmul_t(a: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        if let Some(y) = super::few_rows::product(&a, &w, true) {
+            return y;
+        }
         let ([n, _], [m, k]) = (a.dims(), w.dims());
         if transpose_activations(n, m, k) {
             w.matmul(a.transpose()).transpose()
         } else {
             a.matmul(w.transpose())
         }
+    }
+
+    fn matmul(a: Tensor<Self, 2>, b: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        super::few_rows::product(&a, &b, false).unwrap_or_else(|| a.matmul(b))
     }
 }
 

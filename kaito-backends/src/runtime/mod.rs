@@ -40,6 +40,8 @@ pub mod config;
 pub mod cublas_gemm;
 #[cfg(feature = "cuda")]
 mod cuda_linear;
+#[cfg(feature = "cpu")]
+pub mod few_rows;
 pub mod frozen_linear;
 pub mod gemm_plan;
 pub mod generate;
