@@ -18,7 +18,6 @@ use cubecl::cuda::CudaRuntime;
 
 use super::cublas_gemm::{self, CudaTensor};
 use super::frozen_linear::FrozenLinearBackend;
-use super::nf4_linear::Nf4Weight;
 
 type Cube<F, I, BT> = CubeBackend<CudaRuntime, F, I, BT>;
 
@@ -118,11 +117,6 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> FrozenLinearBackend for Cu
     fn matmul(a: Tensor<Self, 2>, b: Tensor<Self, 2>) -> Tensor<Self, 2> {
         cube_gemm(a, b, false)
     }
-
-    fn nf4_linear(x: Tensor<Self, 2>, w: &Nf4Weight<Self>) -> Tensor<Self, 2> {
-        // cuBLAS reads the [out, in] weight transposed in place: no transposed copy.
-        Self::matmul_t(x, w.dequantize())
-    }
 }
 
 /// A product of the inner backend, queued in Fusion's stream.
@@ -192,9 +186,5 @@ impl<B: FusionBackend + FrozenLinearBackend> FrozenLinearBackend for Fusion<B> {
 
     fn matmul(a: Tensor<Self, 2>, b: Tensor<Self, 2>) -> Tensor<Self, 2> {
         fused_gemm(a, b, false)
-    }
-
-    fn nf4_linear(x: Tensor<Self, 2>, w: &Nf4Weight<Self>) -> Tensor<Self, 2> {
-        Self::matmul_t(x, w.dequantize())
     }
 }

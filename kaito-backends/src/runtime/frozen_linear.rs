@@ -56,7 +56,7 @@ pub trait FrozenLinearBackend: Backend {
 
     /// `x [n, in] · dequantize(w)ᵀ -> [n, out]`.
     fn nf4_linear(x: Tensor<Self, 2>, w: &Nf4Weight<Self>) -> Tensor<Self, 2> {
-        x.matmul(w.dequantize_t())
+        Self::matmul_t(x, w.dequantize())
     }
 }
 
@@ -78,6 +78,12 @@ impl FrozenLinearBackend for burn::backend::NdArray<f32> {
 
     fn matmul(a: Tensor<Self, 2>, b: Tensor<Self, 2>) -> Tensor<Self, 2> {
         super::few_rows::product(&a, &b, false).unwrap_or_else(|| a.matmul(b))
+    }
+
+    fn nf4_linear(x: Tensor<Self, 2>, w: &Nf4Weight<Self>) -> Tensor<Self, 2> {
+        // The tiled host dequantization writes the transposed weight directly (measured faster
+        // than dequantizing and multiplying by the transposed view here).
+        Self::matmul(x, w.dequantize_t())
     }
 }
 
