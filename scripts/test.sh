@@ -21,7 +21,12 @@ cargo test --workspace --lib --bins --tests
 # (logits against transformers, training, resume, SmolLM2's reference generation), so the faster
 # matmuls are shown to give the same answers. Needs the system library (Debian: libopenblas-dev);
 # CI installs it (.ci/run) and must not skip this.
-if ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then
+# The linker finds OpenBLAS where Debian's libopenblas-dev puts it (or wherever ldconfig knows).
+has_openblas() {
+  compgen -G '/usr/lib/*/libopenblas.so' >/dev/null || [ -e /usr/lib/libopenblas.so ] ||
+    (set +o pipefail; PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ')
+}
+if has_openblas; then
   cargo test -p kaito-backends --features blas --test runtime
 elif [ "${CI:-}" = true ]; then
   echo "CI: libopenblas-dev is missing, the OpenBLAS test pass cannot run" >&2
