@@ -9,7 +9,6 @@
 use std::marker::PhantomData;
 
 use burn::prelude::*;
-use burn::tensor::TensorPrimitive;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
@@ -17,13 +16,9 @@ use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorI
 use cubecl::cuda::CudaRuntime;
 
 use super::cublas_gemm::{self, CudaTensor};
-use super::frozen_linear::FrozenLinearBackend;
+use super::frozen_linear::{FrozenLinearBackend, float};
 
 type Cube<F, I, BT> = CubeBackend<CudaRuntime, F, I, BT>;
-
-fn float<B: Backend>(t: B::FloatTensorPrimitive) -> Tensor<B, 2> {
-    Tensor::from_primitive(TensorPrimitive::Float(t))
-}
 
 /// The first-use check: small odd shapes, both product kinds, both layouts of the right
 /// operand, against Burn's own matmul. Returns the largest absolute difference.
@@ -37,38 +32,20 @@ fn check_against_burn<F: FloatElement, I: IntElement, BT: BoolElement>(
         )
     };
     let (n, k, m) = (3, 5, 7);
-    let a = t(n, k, 1);
-    let b_km = t(k, m, 2);
-    let b_mk = t(m, k, 3);
     let cases = [
-        (
-            a.clone(),
-            b_km.clone(),
-            false,
-            a.clone().matmul(b_km.clone()),
-        ),
-        (
-            a.clone(),
-            b_mk.clone(),
-            true,
-            a.clone().matmul(b_mk.clone().transpose()),
-        ),
+        (t(n, k, 1), t(k, m, 2), false),
+        (t(n, k, 1), t(m, k, 3), true),
         // Transposed views as operands: read in place with cuBLAS's flags.
-        (
-            a.clone(),
-            b_mk.clone().transpose(),
-            false,
-            a.clone().matmul(b_mk.clone().transpose()),
-        ),
-        (
-            t(k, n, 4).transpose(),
-            b_km.clone(),
-            false,
-            t(k, n, 4).transpose().matmul(b_km),
-        ),
+        (t(n, k, 1), t(m, k, 3).transpose(), false),
+        (t(k, n, 4).transpose(), t(k, m, 2), false),
     ];
     let mut worst = 0f32;
-    for (x, y, transposed, want) in cases {
+    for (x, y, transposed) in cases {
+        let want = x.clone().matmul(if transposed {
+            y.clone().transpose()
+        } else {
+            y.clone()
+        });
         let got = cublas_gemm::gemm_unchecked(
             &x.into_primitive().tensor(),
             &y.into_primitive().tensor(),

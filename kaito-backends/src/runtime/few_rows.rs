@@ -10,10 +10,11 @@
 
 use burn::backend::NdArray;
 use burn::prelude::*;
-use burn::tensor::TensorPrimitive;
 use burn_ndarray::NdArrayTensor;
 use ndarray::{Array2, ArrayView2, Axis, Ix2, s};
 use rayon::prelude::*;
+
+use super::frozen_linear::float;
 
 /// Up to this many rows the product reads the weight directly; above it (prefill, training)
 /// matrixmultiply's packing pays for itself.
@@ -82,9 +83,7 @@ pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
         .collect();
     let views: Vec<ArrayView2<'_, f32>> = parts.iter().map(|p| p.view()).collect();
     let y = ndarray::concatenate(Axis(1), &views).ok()?;
-    Some(Tensor::from_primitive(TensorPrimitive::Float(
-        NdArrayTensor::from(y.into_dyn().into_shared()),
-    )))
+    Some(float(NdArrayTensor::from(y.into_dyn().into_shared())))
 }
 
 #[cfg(test)]

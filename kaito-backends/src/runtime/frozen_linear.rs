@@ -102,7 +102,8 @@ impl FrozenLinearBackend for burn::backend::Flex<f32> {
 // CUDA (`burn::backend::Cuda<F>` = `Fusion<CubeBackend<CudaRuntime, F, ..>>`): the impls that
 // put these products on cuBLAS are in `cuda_linear.rs`.
 
-fn float<B: Backend>(t: B::FloatTensorPrimitive) -> Tensor<B, 2> {
+/// A float primitive as a 2-D tensor.
+pub(super) fn float<B: Backend>(t: B::FloatTensorPrimitive) -> Tensor<B, 2> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
