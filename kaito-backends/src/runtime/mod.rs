@@ -26,7 +26,8 @@
 //! (tokenizer + chat template), [`model`] (the transformer), [`lora`], [`nf4`] (QLoRA base),
 //! [`nf4_linear`] (QLoRA weights on the host or the device), [`frozen_linear`] (the base's
 //! matmuls as autodiff ops of their own), [`train`], [`adapter`] (PEFT files), [`generate`],
-//! [`kernel_cache`] (GPU warm start), `cublas_gemm` (with `cuda`: the base's matmuls on cuBLAS).
+//! [`kernel_cache`] (GPU warm start), [`few_rows`] (decoding's products on the CPU without
+//! operand packing), [`gemm_plan`] and `cublas_gemm` (with `cuda`: the base's matmuls on cuBLAS).
 //!
 //! Backends: the `cpu` feature gives [`Cpu`] / [`CpuTrain`] (ndarray); the `cuda` feature gives
 //! `Gpu` / `GpuTrain` (burn-cuda, bf16). Everything is generic over the backend through
