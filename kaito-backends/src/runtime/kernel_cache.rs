@@ -3,7 +3,7 @@
 //! burn-cuda's first training step compiled and autotuned its kernels for 128 s on the H200
 //! (deps.md). CubeCL can keep both results on disk: the PTX of every compiled kernel (off by
 //! default) and the autotune winners (on by default, but under `~/.cache`, which dies with the
-//! pod). [`use_kernel_cache`] points both at one directory; the operator mounts a per-node
+//! pod). `use_kernel_cache` (feature `cuda`) points both at one directory; the operator mounts a per-node
 //! directory there (`KAITO_KERNEL_CACHE`) and points the CUDA driver's own PTX-to-SASS cache
 //! (`CUDA_CACHE_PATH`) into it too, so the second job on a node skips all three.
 

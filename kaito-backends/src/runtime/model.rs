@@ -43,7 +43,7 @@ pub enum FrozenWeight<B: Backend> {
 pub struct FrozenLinear<B: Backend> {
     /// The weight.
     pub weight: FrozenWeight<B>,
-    /// The bias [out].
+    /// The bias, `[out]`.
     pub bias: Option<Tensor<B, 1>>,
 }
 
