@@ -10,6 +10,11 @@
 //!   skipped when absent), LoRA r=16 on all seven projections, batch `KAITO_BENCH_SMOLLM2_BATCH`
 //!   (default 1) x 128; generation: 16-token prompt, 32 new tokens.
 //!
+//! - `few-rows`: one product at SmolLM2's shapes (a 576 → 1536 projection stored `[in, out]`, the
+//!   tied 49152 × 576 head used transposed) with 1, 2 and 4 rows, through
+//!   `runtime::few_rows::product` and through Burn's matmul (matrixmultiply): the evidence for
+//!   `few_rows::MAX_ROWS`. No throughput is set, so `scripts/bench-cpu.sh`'s table leaves it out.
+//!
 //! Throughput is reported in tokens (criterion's "elem/s"): trained tokens per step, or generated
 //! tokens per generation (the prompt's prefill included in the time).
 
@@ -87,5 +92,42 @@ fn smollm2(c: &mut Criterion) {
     bench_model(c, "smollm2-135m", &train, &infer, (batch, 128, 16), 32);
 }
 
-criterion_group!(benches, small_llama, smollm2);
+fn few_rows(c: &mut Criterion) {
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    use runtime::few_rows::{MAX_ROWS, MAX_ROWS_T, product};
+
+    let dev = Default::default();
+    let rand = |shape: [usize; 2]| Tensor::<Cpu, 2>::random(shape, Distribution::Default, &dev);
+    let proj = rand([576, 1536]);
+    let head = rand([49152, 576]);
+    let mut g = c.benchmark_group("few-rows");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for n in [1, 2, 4, 8, 16, 32, 64] {
+        let x = rand([n, 576]);
+        if n <= MAX_ROWS {
+            g.bench_function(format!("proj_{n}_rows_direct"), |b| {
+                b.iter(|| black_box(product(&x, &proj, false)))
+            });
+        }
+        if n <= 2 * MAX_ROWS {
+            g.bench_function(format!("proj_{n}_rows_matrixmultiply"), |b| {
+                b.iter(|| black_box(x.clone().matmul(proj.clone())))
+            });
+        }
+        if n <= MAX_ROWS_T {
+            g.bench_function(format!("head_{n}_rows_direct"), |b| {
+                b.iter(|| black_box(product(&x, &head, true)))
+            });
+        }
+        g.bench_function(format!("head_{n}_rows_matrixmultiply"), |b| {
+            b.iter(|| black_box(head.clone().matmul(x.clone().transpose())))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, small_llama, smollm2, few_rows);
 criterion_main!(benches);

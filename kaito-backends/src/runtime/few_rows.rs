@@ -16,9 +16,13 @@ use rayon::prelude::*;
 
 use super::frozen_linear::float;
 
-/// Up to this many rows the product reads the weight directly; above it (prefill, training)
-/// matrixmultiply's packing pays for itself.
+/// Up to this many rows `x · W` reads the weight directly; above it (prefill, training)
+/// matrixmultiply's packing pays for itself (`few-rows` in benches/runtime_cpu.rs).
 pub const MAX_ROWS: usize = 4;
+
+/// The same for `x · Wᵀ` (the tied head), where the alternative is worse: ndarray multiplies it
+/// as `W · xᵀ` and packs the whole `[vocab, hidden]` matrix.
+pub const MAX_ROWS_T: usize = 32;
 
 /// Smallest column chunk a rayon task gets (below it the task costs more than it does).
 const MIN_CHUNK: usize = 64;
@@ -33,11 +37,12 @@ fn view(t: &NdArrayTensor) -> Option<ArrayView2<'_, f32>> {
 }
 
 /// `a [n, k] · b [k, m]`, or `a · bᵀ` for `b [m, k]` when `b_transposed`, if `a` has at most
-/// [`MAX_ROWS`] rows and `b` is a standard-layout f32 matrix; `None` otherwise (the caller
+/// [`MAX_ROWS`] (transposed: [`MAX_ROWS_T`]) rows and `b` is a standard-layout f32 matrix; `None` otherwise (the caller
 /// multiplies as usual).
 pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
     let [n, k] = a.dims();
-    if n == 0 || n > MAX_ROWS {
+    let max_rows = if b_transposed { MAX_ROWS_T } else { MAX_ROWS };
+    if n == 0 || n > max_rows {
         return None;
     }
     let (pa, pb) = (
@@ -111,14 +116,18 @@ mod tests {
     #[test]
     fn matches_burns_matmul_for_few_rows() {
         // m not a multiple of the chunk, so the last chunk is short.
-        for n in 1..=MAX_ROWS {
+        let (w_io, w_oi) = (tensor(37, 301, 5), tensor(301, 37, 7));
+        for n in 1..=MAX_ROWS_T {
             let x = tensor(n, 37, n);
-            let w_io = tensor(37, 301, 5);
-            let w_oi = tensor(301, 37, 7);
-            close(product(&x, &w_io, false).unwrap(), x.clone().matmul(w_io));
+            if n <= MAX_ROWS {
+                close(
+                    product(&x, &w_io, false).unwrap(),
+                    x.clone().matmul(w_io.clone()),
+                );
+            }
             close(
                 product(&x, &w_oi, true).unwrap(),
-                x.clone().matmul(w_oi.transpose()),
+                x.clone().matmul(w_oi.clone().transpose()),
             );
         }
     }
@@ -128,6 +137,8 @@ mod tests {
         let w = tensor(37, 301, 5);
         // Too many rows: matrixmultiply's packing pays off.
         assert!(product(&tensor(MAX_ROWS + 1, 37, 1), &w, false).is_none());
+        let w_oi = tensor(301, 37, 7);
+        assert!(product(&tensor(MAX_ROWS_T + 1, 37, 1), &w_oi, true).is_none());
         // A transposed view of the weight.
         assert!(product(&tensor(1, 301, 1), &w.clone().transpose(), false).is_none());
         // Mismatched inner dimensions are left to Burn's own error.
