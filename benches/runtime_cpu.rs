@@ -11,9 +11,9 @@
 //!   (default 1) x 128; generation: 16-token prompt, 32 new tokens.
 //!
 //! - `few-rows`: one product at SmolLM2's shapes (a 576 → 1536 projection stored `[in, out]`, the
-//!   tied 49152 × 576 head used transposed) with 1, 2 and 4 rows, through
-//!   `runtime::few_rows::product` and through Burn's matmul (matrixmultiply): the evidence for
-//!   `few_rows::MAX_ROWS`. No throughput is set, so `scripts/bench-cpu.sh`'s table leaves it out.
+//!   tied 49152 × 576 head used transposed) with 1 to 64 rows, through
+//!   `runtime::few_rows::product` (up to its limits) and through Burn's matmul (matrixmultiply):
+//!   the evidence for `few_rows::MAX_ROWS` and `MAX_ROWS_T`. No throughput is set, so `scripts/bench-cpu.sh`'s table leaves it out.
 //!
 //! Throughput is reported in tokens (criterion's "elem/s"): trained tokens per step, or generated
 //! tokens per generation (the prompt's prefill included in the time).

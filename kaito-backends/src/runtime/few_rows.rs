@@ -11,8 +11,8 @@
 use burn::backend::NdArray;
 use burn::prelude::*;
 use burn_ndarray::NdArrayTensor;
+use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis, Ix2, s};
-use rayon::prelude::*;
 
 use super::frozen_linear::float;
 
@@ -37,8 +37,8 @@ fn view(t: &NdArrayTensor) -> Option<ArrayView2<'_, f32>> {
 }
 
 /// `a [n, k] · b [k, m]`, or `a · bᵀ` for `b [m, k]` when `b_transposed`, if `a` has at most
-/// [`MAX_ROWS`] (transposed: [`MAX_ROWS_T`]) rows and `b` is a standard-layout f32 matrix; `None` otherwise (the caller
-/// multiplies as usual).
+/// [`MAX_ROWS`] (transposed: [`MAX_ROWS_T`]) rows and `b` is a standard-layout f32 matrix;
+/// `None` otherwise (the caller multiplies as usual).
 pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
     let [n, k] = a.dims();
     let max_rows = if b_transposed { MAX_ROWS_T } else { MAX_ROWS };
@@ -63,31 +63,27 @@ pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
         return None;
     }
     let chunk = m.div_ceil(rayon::current_num_threads() * 4).max(MIN_CHUNK);
-    let starts: Vec<usize> = (0..m).step_by(chunk).collect();
-    let parts: Vec<Array2<f32>> = starts
-        .par_iter()
-        .map(|&c0| {
-            let c1 = (c0 + chunk).min(m);
-            let mut out = Array2::<f32>::zeros((n, c1 - c0));
+    let mut y = Array2::<f32>::zeros((n, m));
+    y.axis_chunks_iter_mut(Axis(1), chunk)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(ci, mut out)| {
+            let cols = ci * chunk..ci * chunk + out.ncols();
             if b_transposed {
-                for (j, w_row) in w.slice(s![c0..c1, ..]).outer_iter().enumerate() {
+                for (j, w_row) in w.slice(s![cols, ..]).outer_iter().enumerate() {
                     for r in 0..n {
                         out[[r, j]] = x.row(r).dot(&w_row);
                     }
                 }
             } else {
                 // Weight row i is read once for all n rows of x.
-                for (i, w_row) in w.slice(s![.., c0..c1]).outer_iter().enumerate() {
+                for (i, w_row) in w.slice(s![.., cols]).outer_iter().enumerate() {
                     for r in 0..n {
                         out.row_mut(r).scaled_add(x[[r, i]], &w_row);
                     }
                 }
             }
-            out
-        })
-        .collect();
-    let views: Vec<ArrayView2<'_, f32>> = parts.iter().map(|p| p.view()).collect();
-    let y = ndarray::concatenate(Axis(1), &views).ok()?;
+        });
     Some(float(NdArrayTensor::from(y.into_dyn().into_shared())))
 }
 
