@@ -26,8 +26,11 @@ has_openblas() {
   compgen -G '/usr/lib/*/libopenblas.so' >/dev/null || [ -e /usr/lib/libopenblas.so ] ||
     (set +o pipefail; PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ')
 }
+# `--workspace` keeps the first pass's feature resolution (`-p kaito-backends` alone resolves kube,
+# hyper and rustls with fewer features and rebuilds them all), so only ndarray, burn-ndarray, burn
+# and kaito-backends compile again.
 if has_openblas; then
-  cargo test -p kaito-backends --features blas --test runtime
+  cargo test --workspace --features kaito-backends/blas --test runtime
 elif [ "${CI:-}" = true ]; then
   echo "CI: libopenblas-dev is missing, the OpenBLAS test pass cannot run" >&2
   exit 1
