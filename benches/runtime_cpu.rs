@@ -15,6 +15,9 @@
 //!   `runtime::few_rows::product` (up to its limits) and through Burn's matmul (matrixmultiply):
 //!   the evidence for `few_rows::MAX_ROWS` and `MAX_ROWS_T`. No throughput is set, so `scripts/bench-cpu.sh`'s table leaves it out.
 //!
+//! - `frozen-products`: the frozen base's products of a SmolLM2 training step (128 tokens) through
+//!   `runtime::host_gemm` and through Burn's matmul.
+//!
 //! Throughput is reported in tokens (criterion's "elem/s"): trained tokens per step, or generated
 //! tokens per generation (the prompt's prefill included in the time).
 
@@ -129,5 +132,46 @@ fn few_rows(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, small_llama, smollm2, few_rows);
+/// The frozen base's products in a SmolLM2 training step (128 tokens): `runtime::host_gemm`
+/// (blocks over rayon threads, operands read through their strides) against Burn's matmul (one
+/// thread for a 2-D product; a transposed operand copied into standard layout first).
+fn frozen_products(c: &mut Criterion) {
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    use runtime::host_gemm::product;
+
+    let dev = Default::default();
+    let rand = |shape: [usize; 2]| Tensor::<Cpu, 2>::random(shape, Distribution::Default, &dev);
+    let mut g = c.benchmark_group("frozen-products");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(3));
+    // (name, a, b, b transposed): MLP up projection forward (stored [in, out]) and backward,
+    // and the tied head's forward (x · Eᵀ) and backward (dlogits · E).
+    let cases = [
+        ("up_forward", rand([128, 576]), rand([576, 1536]), false),
+        ("up_backward", rand([128, 1536]), rand([576, 1536]), true),
+        ("head_forward", rand([128, 576]), rand([49152, 576]), true),
+        (
+            "head_backward",
+            rand([128, 49152]),
+            rand([49152, 576]),
+            false,
+        ),
+    ];
+    for (name, a, b, t) in &cases {
+        g.bench_function(format!("{name}_host_gemm"), |bch| {
+            bch.iter(|| black_box(product(a, b, *t)))
+        });
+        g.bench_function(format!("{name}_burn"), |bch| {
+            bch.iter(|| {
+                let b = if *t { b.clone().transpose() } else { b.clone() };
+                black_box(a.clone().matmul(b))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, small_llama, smollm2, few_rows, frozen_products);
 criterion_main!(benches);

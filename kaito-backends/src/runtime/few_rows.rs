@@ -12,9 +12,10 @@ use burn::backend::NdArray;
 use burn::prelude::*;
 use burn_ndarray::NdArrayTensor;
 use ndarray::parallel::prelude::*;
-use ndarray::{Array2, ArrayView2, Axis, Ix2, s};
+use ndarray::{Array2, Axis, s};
 
 use super::frozen_linear::float;
+use super::host_gemm::view;
 
 /// Up to this many rows `x · W` reads the weight directly; above it (prefill, training)
 /// matrixmultiply's packing pays for itself (`few-rows` in benches/runtime_cpu.rs).
@@ -28,13 +29,6 @@ pub const MAX_ROWS_T: usize = 32;
 const MIN_CHUNK: usize = 64;
 
 type Host2 = Tensor<NdArray<f32>, 2>;
-
-fn view(t: &NdArrayTensor) -> Option<ArrayView2<'_, f32>> {
-    match t {
-        NdArrayTensor::F32(storage) => storage.view().into_dimensionality::<Ix2>().ok(),
-        _ => None,
-    }
-}
 
 /// `a [n, k] · b [k, m]`, or `a · bᵀ` for `b [m, k]` when `b_transposed`, if `a` has at most
 /// [`MAX_ROWS`] (transposed: [`MAX_ROWS_T`]) rows and `b` is a standard-layout f32 matrix;

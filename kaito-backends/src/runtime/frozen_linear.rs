@@ -9,9 +9,8 @@
 //! - CPU: burn-ndarray copies a transposed operand into standard layout, element by element, before
 //!   multiplying; `dy · Wᵀ` copied the whole weight in every backward (20 % of a SmolLM2 training
 //!   step, measured with perf), and the tied LM head copied the whole embedding.
-//!   [`FrozenLinearBackend::matmul_t`] lets a backend pick the product order; ndarray computes
-//!   `(W · dyᵀ)ᵀ` where that transposes the smaller matrix, and the tied head's backward needs
-//!   no transpose at all.
+//!   [`FrozenLinearBackend::matmul_t`] lets a backend multiply by a transposed weight its own way;
+//!   ndarray's (`host_gemm`) reads it through its strides and uses both cores.
 //!
 //! [`nf4_linear`]: FrozenLinearBackend::nf4_linear
 
@@ -65,19 +64,11 @@ impl FrozenLinearBackend for burn::backend::NdArray<f32> {
     const HOST_DEQUANT: bool = true;
 
     fn matmul_t(a: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        if let Some(y) = super::few_rows::product(&a, &w, true) {
-            return y;
-        }
-        let ([n, _], [m, k]) = (a.dims(), w.dims());
-        if transpose_activations(n, m, k) {
-            w.matmul(a.transpose()).transpose()
-        } else {
-            a.matmul(w.transpose())
-        }
+        super::host_gemm::product(&a, &w, true).unwrap_or_else(|| a.matmul(w.transpose()))
     }
 
     fn matmul(a: Tensor<Self, 2>, b: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        super::few_rows::product(&a, &b, false).unwrap_or_else(|| a.matmul(b))
+        super::host_gemm::product(&a, &b, false).unwrap_or_else(|| a.matmul(b))
     }
 
     fn nf4_linear(x: Tensor<Self, 2>, w: &Nf4Weight<Self>) -> Tensor<Self, 2> {
@@ -87,14 +78,6 @@ impl FrozenLinearBackend for burn::backend::NdArray<f32> {
     }
 }
 
-/// Whether to multiply as `(W · aᵀ)ᵀ` rather than `a · Wᵀ` on ndarray: the first copies the
-/// activations `a` [n, k] and, where a later op needs standard layout, the result [n, m]; the
-/// second copies the weight [m, k]. Pick the smaller copy (n = 128 tokens against SmolLM2's
-/// 576 × 1536 projections: the activations; 512 tokens against a 256 × 768 one: the weight).
-#[cfg(feature = "cpu")]
-fn transpose_activations(n: usize, m: usize, k: usize) -> bool {
-    n * (m + k) < m * k
-}
 #[cfg(feature = "flex")]
 impl FrozenLinearBackend for burn::backend::Flex<f32> {
     const HOST_DEQUANT: bool = true;
@@ -264,24 +247,20 @@ mod tests {
     }
 
     #[test]
-    fn ndarray_product_orders_match_the_default() {
-        let dy = tensor::<Cpu>(weight(7, 19, 2), [7, 19]);
-        let w = tensor::<Cpu>(weight(23, 19, 3), [23, 19]);
-        let expected = dy.clone().matmul(w.clone().transpose());
+    fn ndarray_products_match_burns_matmul() {
         let tol = Default::default();
-        // 7 rows against a 23 × 19 weight: the transposed order.
-        Cpu::matmul_t(dy, w)
-            .into_data()
-            .assert_approx_eq::<f32>(&expected.into_data(), tol);
-        // Both orders are taken, by shape.
-        assert!(transpose_activations(128, 576, 1536) && !transpose_activations(512, 256, 768));
-        let (big_dy, w) = (
-            tensor::<Cpu>(weight(40, 6, 1), [40, 6]),
-            tensor::<Cpu>(weight(5, 6, 2), [5, 6]),
-        );
-        Cpu::matmul_t(big_dy.clone(), w.clone())
-            .into_data()
-            .assert_approx_eq::<f32>(&big_dy.matmul(w.transpose()).into_data(), tol);
+        // Decoding's few rows, and a product big enough to be split over threads.
+        for (n, k, m) in [(1, 19, 23), (7, 19, 23), (130, 64, 200)] {
+            let a = tensor::<Cpu>(weight(n, k, 2), [n, k]);
+            let w_oi = tensor::<Cpu>(weight(m, k, 3), [m, k]);
+            let w_io = tensor::<Cpu>(weight(k, m, 4), [k, m]);
+            Cpu::matmul_t(a.clone(), w_oi.clone())
+                .into_data()
+                .assert_approx_eq::<f32>(&a.clone().matmul(w_oi.transpose()).into_data(), tol);
+            Cpu::matmul(a.clone(), w_io.clone())
+                .into_data()
+                .assert_approx_eq::<f32>(&a.matmul(w_io).into_data(), tol);
+        }
     }
 
     #[test]

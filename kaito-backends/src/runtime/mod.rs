@@ -27,7 +27,7 @@
 //! [`nf4_linear`] (QLoRA weights on the host or the device), [`frozen_linear`] (the base's
 //! matmuls as autodiff ops of their own), [`train`], [`adapter`] (PEFT files), [`generate`],
 //! [`kernel_cache`] (GPU warm start), [`few_rows`] (decoding's products on the CPU without
-//! operand packing), [`gemm_plan`] and `cublas_gemm` (with `cuda`: the base's matmuls on cuBLAS).
+//! operand packing), [`host_gemm`] (the base's other products on the CPU, on every core), [`gemm_plan`] and `cublas_gemm` (with `cuda`: the base's matmuls on cuBLAS).
 //!
 //! Backends: the `cpu` feature gives [`Cpu`] / [`CpuTrain`] (ndarray); the `cuda` feature gives
 //! `Gpu` / `GpuTrain` (burn-cuda, bf16). Everything is generic over the backend through
@@ -47,6 +47,8 @@ pub mod frozen_linear;
 pub mod gemm_plan;
 pub mod generate;
 pub mod gguf;
+#[cfg(feature = "cpu")]
+pub mod host_gemm;
 pub mod kernel_cache;
 pub mod lora;
 pub mod model;
