@@ -84,24 +84,7 @@ pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tensor(rows: usize, cols: usize, salt: usize) -> Host2 {
-        let v: Vec<f32> = (0..rows * cols)
-            .map(|i| ((i * 13 + salt) % 17) as f32 / 8.0 - 1.0)
-            .collect();
-        Tensor::from_data(TensorData::new(v, [rows, cols]), &Default::default())
-    }
-
-    fn close(a: Host2, b: Host2) {
-        let (a, b) = (
-            a.into_data().to_vec::<f32>().unwrap(),
-            b.into_data().to_vec::<f32>().unwrap(),
-        );
-        assert_eq!(a.len(), b.len());
-        for (x, y) in a.iter().zip(&b) {
-            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{x} vs {y}");
-        }
-    }
+    use crate::runtime::host_gemm::tests::{close, tensor};
 
     #[test]
     fn matches_burns_matmul_for_few_rows() {

@@ -94,17 +94,19 @@ pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn tensor(rows: usize, cols: usize, salt: usize) -> Host2 {
+    /// A deterministic `[rows, cols]` matrix with values in [-1, 1).
+    pub(in crate::runtime) fn tensor(rows: usize, cols: usize, salt: usize) -> Host2 {
         let v: Vec<f32> = (0..rows * cols)
             .map(|i| ((i * 13 + salt) % 17) as f32 / 8.0 - 1.0)
             .collect();
         Tensor::from_data(TensorData::new(v, [rows, cols]), &Default::default())
     }
 
-    fn close(a: Host2, b: Host2) {
+    /// Element-wise equal within f32 rounding of a sum.
+    pub(in crate::runtime) fn close(a: Host2, b: Host2) {
         assert_eq!(a.dims(), b.dims());
         let (a, b) = (
             a.into_data().to_vec::<f32>().unwrap(),

@@ -402,7 +402,7 @@ impl<B: FrozenLinearBackend> Transformer<B> {
         let x = self.rms_norm(x, &self.norm);
         let logits = match &self.lm_head {
             Some(head) => head.forward(x),
-            // The tied embedding [vocab, d] as the head; the op picks a product order that does not copy it.
+            // The tied embedding [vocab, d] as the head, multiplied transposed without a copy.
             None => B::dense_linear_t(x, &self.embed),
         };
         logits.reshape([b, rows, c.vocab_size])
