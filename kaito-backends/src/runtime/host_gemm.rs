@@ -75,8 +75,7 @@ pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
     } else {
         // Cut the side whose cut repeats the smaller operand's packing: columns repeat `a`
         // (n × k), rows repeat `b` (k × m).
-        let axis = if n <= m { Axis(1) } else { Axis(0) };
-        let len = if n <= m { m } else { n };
+        let (axis, len) = if n <= m { (Axis(1), m) } else { (Axis(0), n) };
         let block = len.div_ceil(parts);
         y.axis_chunks_iter_mut(axis, block)
             .into_par_iter()
