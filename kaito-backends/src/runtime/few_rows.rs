@@ -12,7 +12,7 @@ use burn::backend::NdArray;
 use burn::prelude::*;
 use burn_ndarray::NdArrayTensor;
 use ndarray::parallel::prelude::*;
-use ndarray::{Array2, Axis, s};
+use ndarray::{Array2, ArrayView2, Axis, s};
 
 use super::frozen_linear::float;
 use super::host_gemm::view;
@@ -34,16 +34,25 @@ type Host2 = Tensor<NdArray<f32>, 2>;
 /// [`MAX_ROWS`] (transposed: [`MAX_ROWS_T`]) rows and `b` is a standard-layout f32 matrix;
 /// `None` otherwise (the caller multiplies as usual).
 pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
-    let [n, k] = a.dims();
-    let max_rows = if b_transposed { MAX_ROWS_T } else { MAX_ROWS };
-    if n == 0 || n > max_rows {
-        return None;
-    }
     let (pa, pb) = (
         a.clone().into_primitive().tensor(),
         b.clone().into_primitive().tensor(),
     );
-    let (x, w) = (view(&pa)?, view(&pb)?);
+    let y = multiply(view(&pa)?, view(&pb)?, b_transposed)?;
+    Some(float(NdArrayTensor::from(y.into_dyn().into_shared())))
+}
+
+/// [`product`] on ndarray views (`w` as stored), for callers that hold the views already.
+pub(super) fn multiply(
+    x: ArrayView2<'_, f32>,
+    w: ArrayView2<'_, f32>,
+    b_transposed: bool,
+) -> Option<Array2<f32>> {
+    let (n, k) = x.dim();
+    let max_rows = if b_transposed { MAX_ROWS_T } else { MAX_ROWS };
+    if n == 0 || n > max_rows {
+        return None;
+    }
     // A transposed view would be read strided, which is what this avoids.
     if !w.is_standard_layout() {
         return None;
@@ -78,7 +87,7 @@ pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
                 }
             }
         });
-    Some(float(NdArrayTensor::from(y.into_dyn().into_shared())))
+    Some(y)
 }
 
 #[cfg(test)]

@@ -55,15 +55,20 @@ fn blocks(n: usize, k: usize, m: usize, threads: usize) -> usize {
 /// is not an f32 matrix or the inner dimensions differ (the caller multiplies with Burn, which
 /// reports the mismatch).
 pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
-    if let Some(y) = few_rows::product(a, b, b_transposed) {
-        return Some(y);
-    }
     let (pa, pb) = (
         a.clone().into_primitive().tensor(),
         b.clone().into_primitive().tensor(),
     );
     let (x, w) = (view(&pa)?, view(&pb)?);
-    let w = if b_transposed { w.reversed_axes() } else { w };
+    let y = match few_rows::multiply(x, w, b_transposed) {
+        Some(y) => y,
+        None => multiply(x, if b_transposed { w.reversed_axes() } else { w })?,
+    };
+    Some(float(NdArrayTensor::from(y.into_dyn().into_shared())))
+}
+
+/// `x [n, k] · w [k, m]` in blocks over rayon's threads; `None` when the inner dimensions differ.
+fn multiply(x: ArrayView2<'_, f32>, w: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
     let ((n, k), (wk, m)) = (x.dim(), w.dim());
     if k != wk {
         return None;
@@ -89,7 +94,7 @@ pub fn product(a: &Host2, b: &Host2, b_transposed: bool) -> Option<Host2> {
                 }
             });
     }
-    Some(float(NdArrayTensor::from(y.into_dyn().into_shared())))
+    Some(y)
 }
 
 #[cfg(test)]
