@@ -1,12 +1,13 @@
 //! Memory of LoRA vs QLoRA (NF4 base, double-quantized scales) for the same model: the bytes the
 //! frozen base holds, the process's resident memory after loading, and its peak while training.
 //!
-//! `cargo run --release -p kaito-backends --example lora_memory -- <lora|qlora> [steps] [batch]`
+//! `cargo run --release -p kaito-backends --example lora_memory -- <lora|qlora> [steps] [batch] [seq]`
 //!
 //! Run once per method: a process's peak RSS (VmHWM) never goes down, so the two methods must not
 //! share a process. The model is SmolLM2-135M-Instruct from the offline GGUF
 //! (`scripts/fetch-smollm2.sh`), dequantized to f32 on load, then kept dense (lora) or re-quantized
-//! to NF4 (qlora); training is LoRA r=16 on all seven projections at `batch` x 128 tokens.
+//! to NF4 (qlora); training is LoRA r=16 on all seven projections at `batch` x `seq` tokens (default
+//! 1 x 128).
 //! Linux only (reads /proc/self/status; resets the peak through /proc/self/clear_refs).
 
 #[path = "../../benches/shapes.rs"]
@@ -48,6 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let steps: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(2);
     let batch: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let seq: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(128);
 
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let path = runtime::smollm2_gguf(&repo);
@@ -69,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Reset the peak so the training figure is not the f32 checkpoint read at load time.
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-    let ids = shapes::token_ids(batch, 128, model.config.vocab_size);
+    let ids = shapes::token_ids(batch, seq, model.config.vocab_size);
     let mut s = step::LoraStep::new(&model, shapes::llama_all(), 16, &ids);
     let t1 = Instant::now();
     let mut loss = f64::NAN;
@@ -96,7 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mib(peak_load)
     );
     println!(
-        "  peak RSS while training{} ({steps} steps, batch {batch} x 128, LoRA r=16 on 7 projections): {}",
+        "  peak RSS while training{} ({steps} steps, batch {batch} x {seq}, LoRA r=16 on 7 projections): {}",
         if reset {
             ""
         } else {
@@ -106,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  load {load_s:.1} s, {step_s:.2} s/step, last loss {loss:.3}");
     println!(
-        "RESULT method={method} base_bytes={} rss_loaded={} peak_load={} peak_train={} s_per_step={step_s:.3}",
+        "RESULT method={method} batch={batch} seq={seq} base_bytes={} rss_loaded={} peak_load={} peak_train={} s_per_step={step_s:.3}",
         model.weight_bytes(),
         rss_loaded.unwrap_or(0),
         peak_load.unwrap_or(0),

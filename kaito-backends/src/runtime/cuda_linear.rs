@@ -15,6 +15,7 @@ use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
 use cubecl::cuda::CudaRuntime;
 
+use super::attention::AttentionBackend;
 use super::cublas_gemm::{self, CudaTensor};
 use super::frozen_linear::{FrozenLinearBackend, float};
 
@@ -85,6 +86,11 @@ fn cube_gemm<F: FloatElement, I: IntElement, BT: BoolElement>(
         None => a.matmul(b),
     }
 }
+
+// Attention's default bodies: Burn's `attention` op (CubeCL's flash kernel or separate kernels,
+// autotuned) forward, the recomputing backward in tensor ops that Fusion fuses.
+impl<F: FloatElement, I: IntElement, BT: BoolElement> AttentionBackend for Cube<F, I, BT> {}
+impl<B: FusionBackend + AttentionBackend> AttentionBackend for Fusion<B> {}
 
 impl<F: FloatElement, I: IntElement, BT: BoolElement> FrozenLinearBackend for Cube<F, I, BT> {
     fn matmul_t(a: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {

@@ -25,7 +25,8 @@
 //! Modules: [`config`] (config.json), [`weights`] (safetensors), [`gguf`], [`tokenizer`]
 //! (tokenizer + chat template), [`model`] (the transformer), [`lora`], [`nf4`] (QLoRA base),
 //! [`nf4_linear`] (QLoRA weights on the host or the device), [`frozen_linear`] (the base's
-//! matmuls as autodiff ops of their own), [`train`], [`adapter`] (PEFT files), [`generate`],
+//! matmuls as autodiff ops of their own), [`attention`] (causal attention that keeps no `T × T`
+//! tensor for backward; [`host_attention`] on the CPU), [`train`], [`adapter`] (PEFT files), [`generate`],
 //! [`kernel_cache`] (GPU warm start), [`few_rows`] (decoding's products on the CPU without
 //! operand packing), [`host_gemm`] (the base's other products on the CPU, on every core), [`gemm_plan`] and `cublas_gemm` (with `cuda`: the base's matmuls on cuBLAS).
 //!
@@ -34,6 +35,7 @@
 //! [`FrozenLinearBackend`] (Burn's `Backend` plus the frozen linear ops).
 
 pub mod adapter;
+pub mod attention;
 pub mod config;
 // FFI to the CUDA driver and cuBLAS on CubeCL's device pointers; each block says why it holds.
 #[cfg(feature = "cuda")]
@@ -47,6 +49,8 @@ pub mod frozen_linear;
 pub mod gemm_plan;
 pub mod generate;
 pub mod gguf;
+#[cfg(feature = "cpu")]
+pub mod host_attention;
 #[cfg(feature = "cpu")]
 pub mod host_gemm;
 pub mod kernel_cache;
@@ -64,6 +68,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::Backend;
 
+pub use attention::AttentionBackend;
 pub use config::ModelConfig;
 pub use frozen_linear::FrozenLinearBackend;
 pub use model::{BaseQuant, Transformer};

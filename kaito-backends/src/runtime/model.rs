@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 
 use super::config::ModelConfig;
 use super::frozen_linear::FrozenLinearBackend;
@@ -317,17 +317,6 @@ impl<B: FrozenLinearBackend> Transformer<B> {
             Tensor::from_data(TensorData::new(cos, [1, 1, t, c.rotary_dim]), dev);
         let sin: Tensor<B, 4> =
             Tensor::from_data(TensorData::new(sin, [1, 1, t, c.rotary_dim]), dev);
-        // Causal mask: query i (absolute start+i) may see keys j <= start+i.
-        let mask = (t > 1).then(|| {
-            let mut m = vec![0f32; t * total];
-            for i in 0..t {
-                for j in (start + i + 1)..total {
-                    m[i * total + j] = -1e9;
-                }
-            }
-            Tensor::<B, 4>::from_data(TensorData::new(m, [1, 1, t, total]), dev)
-        });
-        let scale = 1.0 / (hd as f64).sqrt();
 
         let mut x = self.embed.clone().select(0, ids.reshape([b * t]));
         for (li, layer) in self.layers.iter().enumerate() {
@@ -360,22 +349,9 @@ impl<B: FrozenLinearBackend> Transformer<B> {
                 }
                 cache.layers[li] = Some((k.clone(), v.clone()));
             }
-            let rep = h / kvh;
-            let (k, v) = if rep > 1 {
-                let expand = |x: Tensor<B, 4>| {
-                    x.unsqueeze_dim::<5>(2)
-                        .repeat_dim(2, rep)
-                        .reshape([b, h, total, hd])
-                };
-                (expand(k), expand(v))
-            } else {
-                (k, v)
-            };
-            let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
-            if let Some(m) = &mask {
-                scores = scores + m.clone();
-            }
-            let attn = softmax(scores, 3).matmul(v);
+            // Query i (absolute start+i) sees keys 0..=start+i; key heads are shared by
+            // `h / kvh` query heads each.
+            let attn = B::causal_attention(q, k, v);
             let attn = attn.swap_dims(1, 2).reshape([b * t, h * hd]);
             x = x + self.proj(li, "o_proj", &attn, loras);
 
