@@ -24,6 +24,7 @@
 # env:   PYTHON, GPU_BENCH_BIN, BATCH (4), SEQ (1024), R (8), LAYERS (32), PEAK_TFLOPS (790),
 #        TORCH_STEPS (4), BURN_STEPS (3), BURN_QLORA_STEPS (2), TIMEOUT_TORCH (150),
 #        TIMEOUT_BURN (240), TIMEOUT_BURN_WARM (90), TIMEOUT_BURN_QLORA (150), TIMEOUT_GEMM (90),
+#        TIMEOUT_ATTENTION (60),
 #        BUDGET_S (540), ONLY (torch|burn), CUBECL_AUTOTUNE_LEVEL,
 #        WARM (1: run burn lora a second time on the kernel cache the first run filled, to time
 #        the first step of a job whose node already compiled the kernels; 0 skips it).
@@ -78,6 +79,7 @@ run() {
 # In order of what matters most, each skipped once the total budget (BUDGET_S) is spent, so
 # one device call of at most 10 minutes always ends with a table:
 #  1. gemm: the base's products alone, our cuBLAS path vs Burn's matmul (correctness + TFLOP/s);
+#  1b. attention forward + backward alone: the runtime's op vs Burn's ops (time, peak memory);
 #  2. burn LoRA on a fresh kernel cache (cold first step + throughput), 3. again warm;
 #  4. PEFT LoRA, 5. burn QLoRA, 6. PEFT QLoRA, 7. burn LoRA with KAITO_CUBLAS=0 (the A/B).
 budget="${BUDGET_S:-540}"
@@ -98,6 +100,9 @@ want_torch=0; [ "${ONLY:-}" != burn ] && want_torch=1
 cache="$out/kernel-cache"; mkdir -p "$cache"
 if [ $want_burn = 1 ]; then
   within burn-gemm "${TIMEOUT_GEMM:-90}" "$bin" gemm --tokens $(( batch * seq ))
+  for impl in ours ops; do
+    within "attention-$impl" "${TIMEOUT_ATTENTION:-60}" "$bin" attention "$impl" --batch "$batch" --seq "$seq"
+  done
   # The operator's setup: CubeCL's PTX + autotune caches and the driver's cache in one directory.
   export CUDA_CACHE_PATH="$cache/nv" CUDA_CACHE_MAXSIZE=4294967296
   within burn-lora "${TIMEOUT_BURN:-240}" "$bin" lora "${common[@]}" --steps "${BURN_STEPS:-3}" --kernel-cache "$cache"
@@ -117,7 +122,7 @@ echo "== phi-3-mini shape, batch $batch x $seq, LoRA r=$r, bf16; MFU = 4*N*token
 printf '%-6s %-11s %10s %10s %7s %10s %12s %s\n' side method ms/step tokens/s MFU peak_GiB first_step_s notes
 while read -r line; do
   get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$line"; }
-  [ "$(get side)" = gemm ] && continue
+  case "$(get side)" in gemm|attention) continue ;; esac
   cublas="$(get cublas)"
   mfu="$(get mfu)"; [ -n "$mfu" ] && mfu="$(awk -v m="$mfu" 'BEGIN{printf "%.1f%%", 100*m}')"
   printf '%-6s %-11s %10s %10s %7s %10s %12s %s\n' "$(get side)" "$(get method)" "$(get ms_per_step)" \
@@ -131,6 +136,15 @@ while read -r line; do
   [ "$(get side)" = gemm ] || continue
   printf '%-22s %9s %8s %9s %8s %12s %s\n' "$(get op)" "$(get ours_ms)" "$(get ours_tflops)" \
     "$(get burn_ms)" "$(get burn_tflops)" "$(get max_rel_diff)" "$(get cublas)"
+done < "$out/results"
+echo
+echo "== causal attention alone (bf16, batch $batch x $seq, 32 heads of 96): forward + backward"
+printf '%-6s %11s %10s %9s %16s %15s\n' impl ms_fwd_bwd peak_GiB first_s max_rel_diff_out max_rel_diff_dq
+while read -r line; do
+  get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$line"; }
+  [ "$(get side)" = attention ] || continue
+  printf '%-6s %11s %10s %9s %16s %15s\n' "$(get impl)" "$(get ms_fwd_bwd)" "$(get peak_gpu_gib)" \
+    "$(get first_s)" "$(get max_rel_diff_out)" "$(get max_rel_diff_dq)"
 done < "$out/results"
 echo
 cat "$out/results"

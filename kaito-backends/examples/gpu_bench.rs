@@ -6,10 +6,17 @@
 //!     <lora|qlora> [--batch 4] [--seq 1024] [--steps 4] [--r 8] [--layers 32] [--peak-tflops 790]
 //!     [--kernel-cache DIR]`
 //! `cargo run --release -p kaito-backends --example gpu_bench --features cuda -- gemm [--tokens 4096] [--iters 20]`
+//! `cargo run --release -p kaito-backends --example gpu_bench --features cuda -- attention <ours|ops> [--batch 4] [--seq 1024] [--iters 10]`
 //!
 //! `gemm` times the base's products alone at phi-3-mini's projection shapes, forward (`x · W`)
 //! and backward (`dy · Wᵀ`), on our frozen-linear ops (cuBLAS unless `KAITO_CUBLAS=0`) and on
 //! Burn's own matmul, checks that the two agree, and prints TFLOP/s for each.
+//!
+//! `attention` times causal attention's forward + backward at phi-3-mini's shape (32 heads of
+//! 96), with the runtime's op (`ours`: Burn's autotuned flash/fallback forward, recomputing
+//! backward) or as Burn's tensor ops under autodiff (`ops`: the model's attention before that op),
+//! one process each so that the script's memory sampler sees each one's peak. `ours` first checks
+//! its output and query gradient against `ops` at batch 1.
 //!
 //! With `--kernel-cache`, compiled kernels and autotune results persist in DIR
 //! (`runtime::kernel_cache`, what the operator's pods use): run twice to time a cold and a warm
@@ -33,7 +40,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 use kaito_backends::runtime::model::{BaseQuant, Transformer};
-use kaito_backends::runtime::{FrozenLinearBackend, Gpu, GpuTrain, cublas_gemm};
+use kaito_backends::runtime::{AttentionBackend, FrozenLinearBackend, Gpu, GpuTrain, cublas_gemm};
 
 /// Whether the frozen matmuls ran on cuBLAS in this process (bf16, device 0).
 fn cublas_state() -> &'static str {
@@ -112,6 +119,97 @@ fn gemm_bench(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std:
     Ok(())
 }
 
+/// Causal attention as Burn's tensor ops (autodiff records and keeps every step).
+fn attention_ops(
+    q: Tensor<GpuTrain, 4>,
+    k: Tensor<GpuTrain, 4>,
+    v: Tensor<GpuTrain, 4>,
+) -> Tensor<GpuTrain, 4> {
+    let [b, h, t, d] = q.dims();
+    let future = Tensor::<GpuTrain, 2, Bool>::tril_mask([t, t], 0, &q.device())
+        .unsqueeze::<4>()
+        .expand([b, h, t, t]);
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .mul_scalar(1.0 / (d as f64).sqrt());
+    burn::tensor::activation::softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3).matmul(v)
+}
+
+type Attention =
+    fn(Tensor<GpuTrain, 4>, Tensor<GpuTrain, 4>, Tensor<GpuTrain, 4>) -> Tensor<GpuTrain, 4>;
+
+/// Forward + backward of `f` on random `[b, h, t, d]` inputs: the output and `dq`.
+fn attention_pass(f: Attention, dims: [usize; 4], seed: u64) -> (Tensor<Gpu, 4>, Tensor<Gpu, 4>) {
+    let device = Default::default();
+    <Gpu as Backend>::seed(&device, seed);
+    let normal = Distribution::Normal(0.0, 1.0);
+    let q = Tensor::<GpuTrain, 4>::random(dims, normal, &device).require_grad();
+    let k = Tensor::<GpuTrain, 4>::random(dims, normal, &device).require_grad();
+    let v = Tensor::<GpuTrain, 4>::random(dims, normal, &device).require_grad();
+    let upstream = Tensor::<GpuTrain, 4>::random(dims, normal, &device);
+    let y = f(q.clone(), k, v);
+    let grads = (y.clone() * upstream).sum().backward();
+    (y.inner(), q.grad(&grads).expect("q is tracked"))
+}
+
+fn attention_bench(
+    mut args: impl Iterator<Item = String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let which = args.next().unwrap_or_default();
+    let f: Attention = match which.as_str() {
+        "ours" => GpuTrain::causal_attention,
+        "ops" => attention_ops,
+        other => return Err(format!("attention: ours or ops, got `{other}`").into()),
+    };
+    let (mut batch, mut seq, mut iters) = (4usize, 1024usize, 10usize);
+    while let Some(flag) = args.next() {
+        let value: usize = args
+            .next()
+            .ok_or(format!("{flag} needs a value"))?
+            .parse()?;
+        match flag.as_str() {
+            "--batch" => batch = value,
+            "--seq" => seq = value,
+            "--iters" => iters = value.max(1),
+            other => return Err(format!("unknown flag {other}").into()),
+        }
+    }
+    let (heads, head_dim) = (32, 96);
+    let device: Device<Gpu> = Default::default();
+    let mut check = String::new();
+    if which == "ours" {
+        let small = [1, heads, seq, head_dim];
+        let (y, dq) = attention_pass(f, small, 7);
+        let (yr, dqr) = attention_pass(attention_ops, small, 7);
+        let rel = |a: Tensor<Gpu, 4>, b: Tensor<Gpu, 4>| {
+            let scale = b.clone().abs().max().into_scalar().to_f64();
+            (a - b).abs().max().into_scalar().to_f64() / scale.max(f64::MIN_POSITIVE)
+        };
+        check = format!(
+            " max_rel_diff_out={:.2e} max_rel_diff_dq={:.2e}",
+            rel(y, yr),
+            rel(dq, dqr)
+        );
+    }
+    let dims = [batch, heads, seq, head_dim];
+    let t0 = Instant::now();
+    drop(attention_pass(f, dims, 1));
+    Gpu::sync(&device).expect("device sync");
+    let first_s = t0.elapsed().as_secs_f64();
+    drop(attention_pass(f, dims, 2));
+    Gpu::sync(&device).expect("device sync");
+    let t = Instant::now();
+    for i in 0..iters {
+        drop(attention_pass(f, dims, 3 + i as u64));
+    }
+    Gpu::sync(&device).expect("device sync");
+    let ms = t.elapsed().as_secs_f64() / iters as f64 * 1e3;
+    println!(
+        "RESULT side=attention impl={which} batch={batch} seq={seq} heads={heads} head_dim={head_dim} ms_fwd_bwd={ms:.2} first_s={first_s:.1}{check}"
+    );
+    Ok(())
+}
+
 struct Args {
     method: String,
     batch: usize,
@@ -127,7 +225,7 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let method = it
         .next()
-        .ok_or("usage: gpu_bench <lora|qlora|gemm> [--batch N] ...")?;
+        .ok_or("usage: gpu_bench <lora|qlora|gemm|attention> [--batch N] ...")?;
     if method != "lora" && method != "qlora" {
         return Err(format!("method must be lora or qlora, got `{method}`"));
     }
@@ -167,8 +265,10 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if std::env::args().nth(1).as_deref() == Some("gemm") {
-        return gemm_bench(std::env::args().skip(2));
+    match std::env::args().nth(1).as_deref() {
+        Some("gemm") => return gemm_bench(std::env::args().skip(2)),
+        Some("attention") => return attention_bench(std::env::args().skip(2)),
+        _ => {}
     }
     let a = parse_args()?;
     if let Some(dir) = &a.kernel_cache {
