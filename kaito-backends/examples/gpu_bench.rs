@@ -66,19 +66,32 @@ fn time_op(device: &Device<Gpu>, iters: usize, f: impl Fn() -> Tensor<Gpu, 2>) -
     t.elapsed().as_secs_f64() / iters as f64
 }
 
-fn gemm_bench(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
-    let (mut tokens, mut iters) = (4096usize, 20usize);
+/// Reads `--flag N` pairs into the named counts.
+fn counts(
+    args: &mut impl Iterator<Item = String>,
+    slots: &mut [(&str, &mut usize)],
+) -> Result<(), Box<dyn std::error::Error>> {
     while let Some(flag) = args.next() {
         let value: usize = args
             .next()
             .ok_or(format!("{flag} needs a value"))?
             .parse()?;
-        match flag.as_str() {
-            "--tokens" => tokens = value,
-            "--iters" => iters = value.max(1),
-            other => return Err(format!("unknown flag {other}").into()),
-        }
+        let (_, slot) = slots
+            .iter_mut()
+            .find(|(name, _)| *name == flag)
+            .ok_or(format!("unknown flag {flag}"))?;
+        **slot = value;
     }
+    Ok(())
+}
+
+fn gemm_bench(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
+    let (mut tokens, mut iters) = (4096usize, 20usize);
+    counts(
+        &mut args,
+        &mut [("--tokens", &mut tokens), ("--iters", &mut iters)],
+    )?;
+    let iters = iters.max(1);
     let device = Default::default();
     // phi-3-mini's projections as the model stores them, [in, out].
     let shapes = [
@@ -162,18 +175,13 @@ fn attention_bench(
         other => return Err(format!("attention: ours or ops, got `{other}`").into()),
     };
     let (mut batch, mut seq, mut iters) = (4usize, 1024usize, 10usize);
-    while let Some(flag) = args.next() {
-        let value: usize = args
-            .next()
-            .ok_or(format!("{flag} needs a value"))?
-            .parse()?;
-        match flag.as_str() {
-            "--batch" => batch = value,
-            "--seq" => seq = value,
-            "--iters" => iters = value.max(1),
-            other => return Err(format!("unknown flag {other}").into()),
-        }
-    }
+    let mut flags = [
+        ("--batch", &mut batch),
+        ("--seq", &mut seq),
+        ("--iters", &mut iters),
+    ];
+    counts(&mut args, &mut flags)?;
+    let iters = iters.max(1);
     let (heads, head_dim) = (32, 96);
     let device: Device<Gpu> = Default::default();
     let mut check = String::new();
