@@ -10,7 +10,8 @@
 //!
 //! How each backend computes the two halves is its own business ([`AttentionBackend`]):
 //! - CUDA: the forward is Burn's `attention` op, which autotunes between CubeCL's flash kernel and
-//!   separate kernels; the backward is the generic one below (Fusion fuses its elementwise parts).
+//!   separate kernels (except for a prompt continued from a KV cache, see [`burns_attention`]); the
+//!   backward is the generic one below (Fusion fuses its elementwise parts).
 //! - ndarray: both halves are `host_attention`'s row-blocked loops over (batch, key head) pairs
 //!   on every core, which also skip the masked half of `q·kᵀ`.
 //!
@@ -59,24 +60,28 @@ pub trait AttentionBackend: Backend {
 
 /// The forward with Burn's `attention` op (on CubeCL: autotuned between the flash kernel and
 /// separate kernels), key heads expanded to the query heads.
+///
+/// Burn's op is only asked what it answers the same way on every backend: CubeCL's flash kernel
+/// aligns its causal mask top-left (query `i` sees keys `..=i`, cubek-attention 0.2's
+/// `tile/mask.rs`), Burn's separate kernels bottom-right (`..=s − t + i`), and autotune may pick
+/// either. They agree when `t = s` (training, a prompt without cache); one query row sees every key
+/// (decoding), so it needs no mask. A continued prompt (`1 < t < s`) takes the tensor ops.
 pub fn burns_attention<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
-    let heads = q.dims()[1];
+    let [_, heads, t, _] = q.dims();
+    let s = k.dims()[2];
+    let (k, v) = (expand_heads(k, heads), expand_heads(v, heads));
+    if t > 1 && t != s {
+        return probabilities(&q, &k).matmul(v);
+    }
     let options = AttentionModuleOptions {
-        is_causal: true,
+        is_causal: t > 1,
         ..Default::default()
     };
-    burn::tensor::module::attention(
-        q,
-        expand_heads(k, heads),
-        expand_heads(v, heads),
-        None,
-        None,
-        options,
-    )
+    burn::tensor::module::attention(q, k, v, None, None, options)
 }
 
 /// `x [b, kv_heads, s, d]` with each key head repeated for the query heads that share it.
