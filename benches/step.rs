@@ -14,7 +14,8 @@ use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
 use kaito_backends::runtime::FrozenLinearBackend;
 use kaito_backends::runtime::lora::{ActiveLora, LoraLayout, LoraSettings, LoraWeights};
-use kaito_backends::runtime::model::{KvCache, Transformer, causal_lm_loss, count_label_tokens};
+use kaito_backends::runtime::loss::{causal_lm_loss, count_label_tokens};
+use kaito_backends::runtime::model::{KvCache, Transformer};
 
 /// The state one training step needs, built once.
 pub struct LoraStep<B: AutodiffBackend> {

@@ -349,4 +349,5 @@ pub(super) mod tests {
     /// ndarray with the trait's default bodies, to test them on the CPU.
     type Generic = burn::backend::ndarray::NdArray<f32, i32, i8>;
     impl AttentionBackend for Generic {}
+    impl crate::runtime::loss::CrossEntropyBackend for Generic {}
 }

@@ -18,6 +18,7 @@ use cubecl::cuda::CudaRuntime;
 use super::attention::AttentionBackend;
 use super::cublas_gemm::{self, CudaTensor};
 use super::frozen_linear::{FrozenLinearBackend, float};
+use super::loss::CrossEntropyBackend;
 
 type Cube<F, I, BT> = CubeBackend<CudaRuntime, F, I, BT>;
 
@@ -91,6 +92,10 @@ fn cube_gemm<F: FloatElement, I: IntElement, BT: BoolElement>(
 // autotuned) forward, the recomputing backward in tensor ops that Fusion fuses.
 impl<F: FloatElement, I: IntElement, BT: BoolElement> AttentionBackend for Cube<F, I, BT> {}
 impl<B: FusionBackend + AttentionBackend> AttentionBackend for Fusion<B> {}
+
+// The loss's default bodies: tensor ops (Fusion fuses the elementwise parts).
+impl<F: FloatElement, I: IntElement, BT: BoolElement> CrossEntropyBackend for Cube<F, I, BT> {}
+impl<B: FusionBackend + CrossEntropyBackend> CrossEntropyBackend for Fusion<B> {}
 
 impl<F: FloatElement, I: IntElement, BT: BoolElement> FrozenLinearBackend for Cube<F, I, BT> {
     fn matmul_t(a: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {

@@ -254,11 +254,13 @@ impl<B: Backend> ActiveLora<'_, B> {
         let a = self.weights.a[idx].val();
         let b = self.weights.b[idx].val();
         let scale = self.layout.scaling() * self.strength;
+        // Scaled at rank r, where the product is `[n, r]`, not `[n, out]`: one pass over a
+        // 16-column matrix instead of a projection-wide one, forward and backward.
         Some(
             input
                 .matmul(a.transpose())
-                .matmul(b.transpose())
-                .mul_scalar(scale),
+                .mul_scalar(scale)
+                .matmul(b.transpose()),
         )
     }
 }

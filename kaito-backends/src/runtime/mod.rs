@@ -26,7 +26,7 @@
 //! (tokenizer + chat template), [`model`] (the transformer), [`lora`], [`nf4`] (QLoRA base),
 //! [`nf4_linear`] (QLoRA weights on the host or the device), [`frozen_linear`] (the base's
 //! matmuls as autodiff ops of their own), [`attention`] (causal attention that keeps no `T × T`
-//! tensor for backward; [`host_attention`] on the CPU), [`train`], [`adapter`] (PEFT files), [`generate`],
+//! tensor for backward; [`host_attention`] on the CPU), [`loss`] (next-token cross-entropy as one op; [`host_loss`] on the CPU), [`train`], [`adapter`] (PEFT files), [`generate`],
 //! [`kernel_cache`] (GPU warm start), [`few_rows`] (decoding's products on the CPU without
 //! operand packing), [`host_gemm`] (the base's other products on the CPU, on every core), [`gemm_plan`] and `cublas_gemm` (with `cuda`: the base's matmuls on cuBLAS).
 //!
@@ -53,8 +53,11 @@ pub mod gguf;
 pub mod host_attention;
 #[cfg(feature = "cpu")]
 pub mod host_gemm;
+#[cfg(feature = "cpu")]
+pub mod host_loss;
 pub mod kernel_cache;
 pub mod lora;
+pub mod loss;
 pub mod model;
 pub mod nf4;
 pub mod nf4_linear;

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use super::frozen_linear::FrozenLinearBackend;
 use super::lora::{ActiveLora, LoraLayout, LoraSettings, LoraWeights};
-use super::model::{Transformer, causal_lm_loss, count_label_tokens};
+use super::loss::{causal_lm_loss, count_label_tokens};
+use super::model::Transformer;
 use crate::data::TokenizedExample;
 use crate::{Error, Result};
 
