@@ -22,13 +22,20 @@
 //! let g = runtime::generate::generate(&base.model, &base.tokenizer, &ids, &[lora], &Default::default(), &mut |t| { print!("{t}"); std::ops::ControlFlow::Continue(()) })?;
 //! # Ok(()) }
 //! ```
-//! Modules: [`config`] (config.json), [`weights`] (safetensors), [`gguf`], [`tokenizer`]
-//! (tokenizer + chat template), [`model`] (the transformer), [`lora`], [`nf4`] (QLoRA base),
-//! [`nf4_linear`] (QLoRA weights on the host or the device), [`frozen_linear`] (the base's
-//! matmuls as autodiff ops of their own), [`attention`] (causal attention that keeps no `T × T`
-//! tensor for backward; [`host_attention`] on the CPU), [`loss`] (next-token cross-entropy as one op; [`host_loss`] on the CPU), [`train`], [`adapter`] (PEFT files), [`generate`],
-//! [`kernel_cache`] (GPU warm start), [`few_rows`] (decoding's products on the CPU without
-//! operand packing), [`host_gemm`] (the base's other products on the CPU, on every core), [`gemm_plan`] and `cublas_gemm` (with `cuda`: the base's matmuls on cuBLAS).
+//! Modules, from the files to a trained adapter:
+//! - loading: [`config`] (config.json), [`weights`] (safetensors), [`gguf`] ([`gguf_blocks`]: its
+//!   quantized encodings), [`tokenizer`] (tokenizer + chat template);
+//! - the model: [`model`] (the transformer), [`lora`], [`nf4`] (QLoRA base), [`nf4_linear`] (QLoRA
+//!   weights on the host or the device), [`frozen_linear`] (the base's matmuls as autodiff ops of
+//!   their own), [`attention`] (causal attention that keeps no `T × T` tensor for backward),
+//!   [`loss`] (next-token cross-entropy as one op);
+//! - training and its outputs: [`train`] ([`train_options`]: options, progress, schedule),
+//!   [`tuning_options`] (KAITO's tuning config to those options), [`adapter`] (PEFT files),
+//!   [`service`] (kaito-core's `ModelRuntime`);
+//! - generation: [`generate`], [`kernel_cache`] (GPU warm start);
+//! - the CPU backend's own loops: `host_gemm` (the base's products on every core), `few_rows`
+//!   (decoding's products without operand packing), `host_attention`, `host_loss`;
+//! - CUDA: [`gemm_plan`] and `cublas_gemm` (the base's matmuls on cuBLAS).
 //!
 //! Backends: the `cpu` feature gives [`Cpu`] / [`CpuTrain`] (ndarray); the `cuda` feature gives
 //! `Gpu` / `GpuTrain` (burn-cuda, bf16). Everything is generic over the backend through
@@ -49,6 +56,7 @@ pub mod frozen_linear;
 pub mod gemm_plan;
 pub mod generate;
 pub mod gguf;
+pub mod gguf_blocks;
 #[cfg(feature = "cpu")]
 pub mod host_attention;
 #[cfg(feature = "cpu")]
@@ -65,6 +73,8 @@ pub mod rope;
 pub mod service;
 pub mod tokenizer;
 pub mod train;
+pub mod train_options;
+pub mod tuning_options;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
