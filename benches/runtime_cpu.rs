@@ -17,6 +17,8 @@
 //!
 //! - `frozen-products`: the frozen base's products of a SmolLM2 training step (128 tokens) through
 //!   `runtime::host_gemm` and through Burn's matmul.
+//! - `loss`: the causal-LM loss's forward + backward on SmolLM2's logits (128 positions × 49152),
+//!   as `runtime::loss`'s op and as the `log_softmax` + `gather` it replaced.
 //!
 //! Throughput is reported in tokens (criterion's "elem/s"): trained tokens per step, or generated
 //! tokens per generation (the prompt's prefill included in the time).
@@ -173,5 +175,41 @@ fn frozen_products(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, small_llama, smollm2, few_rows, frozen_products);
+/// The loss op against `log_softmax` + `gather` under autodiff, forward and backward, at a
+/// SmolLM2 step's logits (1 × 128 positions, vocabulary 49152).
+fn loss(c: &mut Criterion) {
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    use burn::tensor::activation::log_softmax;
+    use runtime::loss::causal_lm_loss;
+
+    let (t, v) = (128, 49152);
+    let dev = Default::default();
+    let logits = Tensor::<CpuTrain, 3>::random([1, t, v], Distribution::Normal(0.0, 3.0), &dev);
+    let labels = vec![(0..t as i64).map(|i| i * 383 % v as i64).collect::<Vec<i64>>()];
+    let idx: Vec<i64> = labels[0][1..].to_vec();
+    let idx = Tensor::<CpuTrain, 2, Int>::from_data(TensorData::new(idx, [t - 1, 1]), &dev);
+    let mut g = c.benchmark_group("loss");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function("op", |bch| {
+        bch.iter(|| {
+            let x = logits.clone().require_grad();
+            let loss = causal_lm_loss(x.clone(), &labels, (t - 1) as f64);
+            black_box(x.grad(&loss.backward()))
+        })
+    });
+    g.bench_function("log_softmax_gather", |bch| {
+        bch.iter(|| {
+            let x = logits.clone().require_grad();
+            let logp = log_softmax(x.clone().narrow(1, 0, t - 1).reshape([t - 1, v]), 1);
+            let loss = logp.gather(1, idx.clone()).sum().neg().div_scalar((t - 1) as f64);
+            black_box(x.grad(&loss.backward()))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, small_llama, smollm2, few_rows, frozen_products, loss);
 criterion_main!(benches);
