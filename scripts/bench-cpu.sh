@@ -25,8 +25,10 @@ py="${PYTHON:-}"
 if [ -z "$py" ]; then
   if [ -x .cache/venv/bin/python ]; then py=.cache/venv/bin/python; else py=python3; fi
 fi
-# Burn's ndarray backend threads through rayon and matrixmultiply; torch through its own pool.
-export RAYON_NUM_THREADS="$threads" MATMUL_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads"
+# Burn's ndarray backend threads through rayon (`host_gemm` cuts each large product into one block
+# per thread), with one matrixmultiply kernel thread per block as the `kaito` binary sets it;
+# torch threads through its own pool.
+export RAYON_NUM_THREADS="$threads" MATMUL_NUM_THREADS=1 OMP_NUM_THREADS="$threads"
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
 
 echo "== $(date -u +%FT%TZ) threads=$threads; load before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -32,6 +32,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    one_matmul_kernel_thread_per_block();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => cmd::validate::run(&args),
@@ -50,5 +51,19 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// matrixmultiply (the CPU backend's GEMM) runs each product on threads of its own unless
+/// `MATMUL_NUM_THREADS` says otherwise, but the runtime already cuts each large product into one
+/// block per rayon thread (`kaito_backends::runtime::host_gemm`): both together kept more threads
+/// busy than there are cores, and one kernel thread per block measured 6 % faster per SmolLM2
+/// training step (docs/benchmarks.md). An explicit `MATMUL_NUM_THREADS` is left as it is.
+#[allow(unsafe_code)]
+fn one_matmul_kernel_thread_per_block() {
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        // SAFETY: the first thing `main` does, before any thread exists that could read or write
+        // the environment at the same time (matrixmultiply reads it on its first product).
+        unsafe { std::env::set_var("MATMUL_NUM_THREADS", "1") };
     }
 }
