@@ -14,6 +14,11 @@
 //! With the `blas` feature ndarray hands each product to OpenBLAS, which has threads of its own:
 //! the product is then one call, not split.
 //!
+//! matrixmultiply would also start threads of its own inside each block (`MATMUL_NUM_THREADS`,
+//! by default the core count), more busy threads than cores: a process that trains on the CPU
+//! should set `MATMUL_NUM_THREADS=1` before its first product, as the `kaito` binary does
+//! (measured 6–11 % faster per SmolLM2 step, docs/benchmarks.md).
+//!
 //! Few-row products (decoding) go to [`super::few_rows`] first.
 
 use burn::backend::NdArray;
