@@ -116,20 +116,14 @@ fn tokenizer_and_chat_template_match_transformers() {
 
 /// Every projection name of both families (each model ignores the other's).
 fn all_modules() -> Vec<String> {
-    [
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-        "qkv_proj",
-        "gate_up_proj",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    use kaito_backends::runtime::config::Family;
+    let mut names: Vec<String> = [Family::Llama, Family::Phi3]
+        .into_iter()
+        .flat_map(|f| runtime::lora::layer_modules(f).iter().map(|m| m.to_string()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn smollm2_path() -> Option<PathBuf> {
