@@ -186,7 +186,11 @@ fn loss(c: &mut Criterion) {
     let (t, v) = (128, 49152);
     let dev = Default::default();
     let logits = Tensor::<CpuTrain, 3>::random([1, t, v], Distribution::Normal(0.0, 3.0), &dev);
-    let labels = vec![(0..t as i64).map(|i| i * 383 % v as i64).collect::<Vec<i64>>()];
+    let labels = vec![
+        (0..t as i64)
+            .map(|i| i * 383 % v as i64)
+            .collect::<Vec<i64>>(),
+    ];
     let idx: Vec<i64> = labels[0][1..].to_vec();
     let idx = Tensor::<CpuTrain, 2, Int>::from_data(TensorData::new(idx, [t - 1, 1]), &dev);
     let mut g = c.benchmark_group("loss");
@@ -204,12 +208,23 @@ fn loss(c: &mut Criterion) {
         bch.iter(|| {
             let x = logits.clone().require_grad();
             let logp = log_softmax(x.clone().narrow(1, 0, t - 1).reshape([t - 1, v]), 1);
-            let loss = logp.gather(1, idx.clone()).sum().neg().div_scalar((t - 1) as f64);
+            let loss = logp
+                .gather(1, idx.clone())
+                .sum()
+                .neg()
+                .div_scalar((t - 1) as f64);
             black_box(x.grad(&loss.backward()))
         })
     });
     g.finish();
 }
 
-criterion_group!(benches, small_llama, smollm2, few_rows, frozen_products, loss);
+criterion_group!(
+    benches,
+    small_llama,
+    smollm2,
+    few_rows,
+    frozen_products,
+    loss
+);
 criterion_main!(benches);

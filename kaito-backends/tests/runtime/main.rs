@@ -119,7 +119,11 @@ fn all_modules() -> Vec<String> {
     use kaito_backends::runtime::config::Family;
     let mut names: Vec<String> = [Family::Llama, Family::Phi3]
         .into_iter()
-        .flat_map(|f| runtime::lora::layer_modules(f).iter().map(|m| m.to_string()))
+        .flat_map(|f| {
+            runtime::lora::layer_modules(f)
+                .iter()
+                .map(|m| m.to_string())
+        })
         .collect();
     names.sort();
     names.dedup();
