@@ -274,16 +274,12 @@ pub(super) mod tests {
 
     pub(in crate::runtime) fn close<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>, what: &str) {
         assert_eq!(a.dims(), b.dims(), "{what}");
-        let (a, b) = (
-            a.into_data().to_vec::<f32>().unwrap(),
-            b.into_data().to_vec::<f32>().unwrap(),
+        crate::runtime::host_gemm::tests::close_slices(
+            &a.into_data().to_vec::<f32>().unwrap(),
+            &b.into_data().to_vec::<f32>().unwrap(),
+            2e-5,
+            what,
         );
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!(
-                (x - y).abs() <= 2e-5 * (1.0 + y.abs()),
-                "{what}[{i}]: {x} vs {y}"
-            );
-        }
     }
 
     /// The op's output and input gradients against the reference through Burn's own autodiff.

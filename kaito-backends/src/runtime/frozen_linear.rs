@@ -27,8 +27,8 @@ use super::nf4_linear::Nf4Weight;
 
 /// A Burn backend this runtime runs on: Burn's `Backend` plus the frozen linear ops (Burn's
 /// backend-extension point), causal attention ([`AttentionBackend`]) and the loss
-/// ([`CrossEntropyBackend`]). The default bodies are
-/// right for every plain backend; `Autodiff` overrides the ops to give them their own backward.
+/// ([`CrossEntropyBackend`]). The default bodies are right for every plain backend; `Autodiff`
+/// overrides the ops to give them their own backward.
 pub trait FrozenLinearBackend: AttentionBackend + CrossEntropyBackend {
     /// Keep NF4 codes in host memory and dequantize with a CPU loop (CPU backends).
     const HOST_DEQUANT: bool = false;

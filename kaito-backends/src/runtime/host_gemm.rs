@@ -114,16 +114,27 @@ pub(super) mod tests {
         Tensor::from_data(TensorData::new(v, [rows, cols]), &Default::default())
     }
 
+    /// `a[i]` within `rel · (1 + |b[i]|)` of `b[i]` everywhere: the runtime's tests' tolerance
+    /// check, each test choosing `rel` for the rounding its computation allows.
+    pub(in crate::runtime) fn close_slices(a: &[f32], b: &[f32], rel: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= rel * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
     /// Element-wise equal within f32 rounding of a sum.
     pub(in crate::runtime) fn close(a: Host2, b: Host2) {
         assert_eq!(a.dims(), b.dims());
-        let (a, b) = (
-            a.into_data().to_vec::<f32>().unwrap(),
-            b.into_data().to_vec::<f32>().unwrap(),
+        close_slices(
+            &a.into_data().to_vec::<f32>().unwrap(),
+            &b.into_data().to_vec::<f32>().unwrap(),
+            1e-4,
+            "",
         );
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "[{i}] {x} vs {y}");
-        }
     }
 
     #[test]

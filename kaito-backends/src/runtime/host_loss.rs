@@ -125,13 +125,7 @@ pub(super) mod tests {
     }
 
     pub(in crate::runtime) fn close(a: &[f32], b: &[f32], what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}");
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
-                "{what}[{i}]: {x} vs {y}"
-            );
-        }
+        super::super::host_gemm::tests::close_slices(a, b, 1e-5, what);
     }
 
     fn data(t: Tensor<Host, 1>) -> Vec<f32> {

@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// An adapter applied at full strength for inference.
+fn applied<'a, B: Backend>(
+    layout: &'a LoraLayout,
+    weights: &'a LoraWeights<B>,
+) -> ActiveLora<'a, B> {
+    ActiveLora {
+        layout,
+        weights,
+        strength: 1.0,
+        train: false,
+    }
+}
+
 #[test]
 fn lora_with_zero_b_leaves_logits_unchanged_and_nonzero_b_changes_them() {
     let base =
@@ -18,29 +31,11 @@ fn lora_with_zero_b_leaves_logits_unchanged_and_nonzero_b_changes_them() {
     let w = LoraWeights::<Cpu>::init(&m.config, &layout, 1, m.device());
     let ids = vec![(3..15).collect::<Vec<i64>>()];
     let plain = logits(m, &ids, &[]);
-    let with = logits(
-        m,
-        &ids,
-        &[ActiveLora {
-            layout: &layout,
-            weights: &w,
-            strength: 1.0,
-            train: false,
-        }],
-    );
+    let with = logits(m, &ids, &[applied(&layout, &w)]);
     assert_eq!(max_diff(&plain, &with), 0.0);
     let mut w2 = w.clone();
     w2.b[0] = burn::module::Param::from_tensor(Tensor::ones(w2.b[0].val().dims(), m.device()));
-    let changed = logits(
-        m,
-        &ids,
-        &[ActiveLora {
-            layout: &layout,
-            weights: &w2,
-            strength: 1.0,
-            train: false,
-        }],
-    );
+    let changed = logits(m, &ids, &[applied(&layout, &w2)]);
     assert!(max_diff(&plain, &changed) > 1e-3);
 }
 
@@ -99,26 +94,8 @@ fn adapter_files_carry_peft_names_and_round_trip() {
     let loaded = adapter::load_adapter(out.path(), &m.config).unwrap();
     let w2 = loaded.weights::<Cpu>(&m.config, m.device()).unwrap();
     let ids = vec![(3..13).collect::<Vec<i64>>()];
-    let a = logits(
-        m,
-        &ids,
-        &[ActiveLora {
-            layout: &layout,
-            weights: &w,
-            strength: 1.0,
-            train: false,
-        }],
-    );
-    let b = logits(
-        m,
-        &ids,
-        &[ActiveLora {
-            layout: &loaded.layout,
-            weights: &w2,
-            strength: 1.0,
-            train: false,
-        }],
-    );
+    let a = logits(m, &ids, &[applied(&layout, &w)]);
+    let b = logits(m, &ids, &[applied(&loaded.layout, &w2)]);
     assert_eq!(max_diff(&a, &b), 0.0);
 
     // Merging the adapter into the weights gives the same logits as applying it unmerged.
